@@ -1,0 +1,1 @@
+"""Chat channels: every way a message reaches the bot, behind one protocol."""

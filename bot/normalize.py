@@ -1,0 +1,134 @@
+"""Text normalisation, done once at the edge of the pipeline.
+
+Order matters: mentions are removed first (their U+2005 separator would not survive
+NFKC), then NFKC folds full-width forms, OpenCC turns traditional characters into
+simplified ones, and WeChat emoji codes such as ``[强]`` are lifted out of the text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import opencc
+
+# WeChat's built-in emoji arrive as bracketed codes. The ones that carry meaning for
+# the router are mapped to a word; the rest are simply removed.
+EMOJI_MEANING = {
+    "强": "赞",
+    "赞": "赞",
+    "点赞": "赞",
+    "鼓掌": "赞",
+    "玫瑰": "赞",
+    "抱拳": "谢谢",
+    "合十": "谢谢",
+    "爱心": "赞",
+    "心": "赞",
+    "握手": "",
+    "OK": "",
+    "ok": "",
+    "流泪": "",
+    "大哭": "",
+    "快哭了": "",
+    "发怒": "",
+    "难过": "",
+    "捂脸": "",
+    "微笑": "",
+    "呲牙": "",
+    "偷笑": "",
+    "憨笑": "",
+    "奸笑": "",
+    "机智": "",
+    "耶": "",
+    "皱眉": "",
+    "叹气": "",
+    "炸弹": "",
+    "便便": "",
+    "太阳": "",
+    "月亮": "",
+    "咖啡": "",
+    "蛋糕": "",
+    "红包": "",
+    "庆祝": "",
+    "烟花": "",
+    "福": "",
+    "胜利": "",
+    "拳头": "",
+    "勾引": "",
+    "嘿哈": "",
+    "天啊": "",
+    "Emm": "",
+    "社会社会": "",
+    "旺柴": "",
+    "好的": "",
+    "打脸": "",
+    "哇": "",
+    "翻白眼": "",
+    "666": "",
+    "让我看看": "",
+    "苦涩": "",
+    "裂开": "",
+}
+_EMOJI_CODE = re.compile(r"\[([A-Za-z0-9\u4e00-\u9fff]{1,6})\]")
+_SPACES = re.compile(r"[ \t\u3000\u00a0]+")
+MAX_NORMALISED_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class NormalizedText:
+    """A message's text, cleaned for understanding; ``original`` is kept for the record."""
+
+    original: str
+    text: str
+    emoji: tuple[str, ...] = ()
+    truncated: bool = False
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+def strip_mentions(text: str, names: Iterable[str]) -> str:
+    """Remove ``@name`` for each mentioned name, whatever separator follows it."""
+    for name in sorted({n for n in names if n}, key=len, reverse=True):
+        text = re.sub("@" + re.escape(name) + r"[\u2005\u0020\u3000]?", " ", text)
+    # Whatever else still looks like a WeChat mention (name then U+2005) goes too.
+    return re.sub(r"@[^@\u2005\n]{1,32}\u2005", " ", text)
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified characters (OpenCC ``t2s``)."""
+    return _t2s().convert(text)
+
+
+def normalize(
+    text: str, mention_names: Iterable[str] = (), limit: int = MAX_NORMALISED_CHARS
+) -> NormalizedText:
+    """Normalise one message for routing; the original text is kept untouched."""
+    original = text
+    truncated = len(text) > limit
+    if truncated:
+        text = text[:limit]
+
+    text = strip_mentions(text, mention_names)
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if ch in "\n" or unicodedata.category(ch)[0] != "C")
+    text = to_simplified(text)
+
+    emoji: list[str] = []
+
+    def _lift(match: re.Match[str]) -> str:
+        code = match.group(1)
+        if code not in EMOJI_MEANING:
+            return match.group(0)
+        emoji.append(code)
+        meaning = EMOJI_MEANING[code]
+        return f" {meaning} " if meaning else " "
+
+    text = _EMOJI_CODE.sub(_lift, text)
+    text = _SPACES.sub(" ", text).strip()
+    return NormalizedText(original, text, tuple(emoji), truncated)
