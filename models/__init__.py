@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 async models, SQLite by default, PostgreSQL by URL."""

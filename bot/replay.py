@@ -1,0 +1,151 @@
+"""``weizhili replay``: a chat file through the real pipeline, with a summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bot.app import App
+from bot.channels.replay import ReplayChannel, ReplayFormatError, read_messages
+from bot.clock import ManualClock
+from bot.config import Config, OutboxConfig
+from models.tables import Petition, Praise, Reminder
+
+
+class Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, total: int, width: int = 30) -> None:
+        self.total = max(total, 1)
+        self.width = width
+        self.started = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int) -> None:
+        if not self.tty and done not in (self.total,) and done % 100:
+            return
+        filled = int(self.width * done / self.total)
+        rate = done / max(time.perf_counter() - self.started, 1e-6)
+        end = "\n" if done >= self.total or not self.tty else "\r"
+        sys.stderr.write(f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total}"
+                         f" {rate:.0f} msg/s{end}")
+        sys.stderr.flush()
+
+
+async def run_replay(config: Config, path: Path, *, replies: str | None = None,
+                     labels: str | None = None, database_url: str | None = None) -> int:
+    """Replay ``path``; print the summary table; return an exit code."""
+    if not path.is_file():
+        print(f"找不到文件 / no such file: {path}", file=sys.stderr)
+        return 2
+    bot = config.community
+    items = list(read_messages(path, bot.bot_id, bot.bot_name))
+    messages = [m for m in items if not isinstance(m, ReplayFormatError)]
+    bad = [m for m in items if isinstance(m, ReplayFormatError)]
+    for problem in bad[:10]:
+        print(f"skipped {problem}", file=sys.stderr)
+
+    scratch = tempfile.TemporaryDirectory(prefix="weizhili-replay-")
+    data_dir = Path(scratch.name)
+    config = replace(config, data_dir=data_dir,
+                     database_url=database_url or f"sqlite+aiosqlite:///{data_dir}/replay.db",
+                     outbox=replace(config.outbox, room_interval_seconds=0.0,
+                                    global_interval_seconds=0.0) if isinstance(config.outbox, OutboxConfig) else config.outbox)
+    start = messages[0].timestamp if messages else datetime.now(UTC)
+    clock = ManualClock(start)
+    channel = ReplayChannel()
+    app = App(config, channel=channel, clock=clock, web_enabled=False, scheduler_enabled=False)
+    await app.start()
+    assert app.pipeline is not None and app.services is not None
+    from schedules.runner import tick
+
+    outcomes: dict[str, str] = {}
+    progress = Progress(len(messages))
+    started = time.perf_counter()
+    try:
+        for index, message in enumerate(messages, 1):
+            if message.timestamp > clock.now():
+                clock.set(message.timestamp)
+            outcomes[message.message_id] = await app.pipeline.deliver(message)
+            await tick(app.services)
+            progress.update(index)
+        elapsed = time.perf_counter() - started
+        await app.services.outbox.stop(drain_seconds=30)
+        summary = await _summary(app, outcomes, len(bad), elapsed)
+    finally:
+        await app.stop()
+        scratch.cleanup()
+
+    _print_table(summary)
+    if labels:
+        _print_labels(Path(labels), outcomes)
+    if replies:
+        with open(replies, "w", encoding="utf-8") as handle:
+            for record in channel.sent:
+                handle.write(json.dumps(record.__dict__, ensure_ascii=False) + "\n")
+        print(f"replies written: {replies} ({len(channel.sent)})")
+    return 0
+
+
+async def _summary(app: App, outcomes: dict[str, str], bad_lines: int,
+                   elapsed: float) -> list[tuple[str, str]]:
+    assert app.services is not None
+    counts = Counter(outcomes.values())
+    rows: list[tuple[str, str]] = [("messages", str(len(outcomes))),
+                                   ("seconds", f"{elapsed:.1f}"),
+                                   ("messages per second", f"{len(outcomes) / max(elapsed, 1e-6):.0f}")]
+    async with app.services.db.session() as session:
+        by_category = (await session.execute(
+            select(Petition.category, Petition.party, func.count()).group_by(
+                Petition.category, Petition.party).order_by(func.count().desc()))).all()
+        petitions = sum(n for _, _, n in by_category)
+        praise = await session.scalar(select(func.count()).select_from(Praise))
+        reminders = await session.scalar(select(func.count()).select_from(Reminder))
+    rows.append(("petitions", str(petitions)))
+    rows += [(f"  {category} · {party}", str(n)) for category, party, n in by_category]
+    rows.append(("praise", str(praise)))
+    rows.append(("reminders", str(reminders)))
+    rows.append(("commands", str(sum(n for k, n in counts.items() if k.startswith("command")))))
+    rows.append(("help replies", str(counts.get("help", 0))))
+    rows.append(("no action (chit-chat)", str(counts.get("none", 0))))
+    ignored = sum(counts.get(k, 0) for k in ("own", "stale", "not-text", "duplicate"))
+    rows.append(("ignored (own/stale/duplicate/non-text)", str(ignored)))
+    rows.append(("errors", str(counts.get("error", 0) + bad_lines)))
+    rows.append(("replies sent", str(app.services.outbox.sent_count)))
+    return rows
+
+
+def _print_table(rows: list[tuple[str, str]]) -> None:
+    width = max(_display_width(k) for k, _ in rows) + 2
+    print("replay summary")
+    print("-" * (width + 10))
+    for key, value in rows:
+        print(key + " " * (width - _display_width(key)) + value.rjust(8))
+
+
+def _display_width(text: str) -> int:
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def _print_labels(path: Path, outcomes: dict[str, str]) -> None:
+    kinds = {}
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        parts = line.split("\t")
+        if len(parts) >= 2:
+            kinds[parts[0]] = parts[1]
+    petitions = [i for i, k in kinds.items() if k == "petition" and i in outcomes]
+    chat = [i for i, k in kinds.items() if k == "chitchat" and i in outcomes]
+    became = sum(outcomes[i].startswith("petition") for i in petitions)
+    triggered = sum(outcomes[i] not in ("none", "ignored", "stale", "own") for i in chat)
+    print(f"labelled petitions that became petitions: {became}/{len(petitions)}"
+          f" ({became / max(len(petitions), 1):.1%})")
+    print(f"casual messages that triggered anything: {triggered}/{len(chat)}"
+          f" ({triggered / max(len(chat), 1):.1%})")

@@ -1,0 +1,1 @@
+"""The bot's own web server: simulator page, health, staff dashboard and API."""

@@ -1,0 +1,87 @@
+"""The scheduler: APScheduler only wakes the bot; the database says what is due.
+
+Jobs are module-level functions registered under fixed ids with
+``replace_existing=True`` and an explicit time zone (field reports B07, B11, B13).
+A short interval tick fires due reminders and petition deadlines; clock-time jobs
+(digests, honor rolls) record each run in ``job_runs`` so that a restart neither
+repeats nor drops them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.context import Services
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[Services], Awaitable[object]]
+
+
+async def tick(services: Services) -> None:
+    """Everything that is checked every few seconds."""
+    from schedules.reminders import fire_due_reminders
+
+    for job in [fire_due_reminders, *services.extras.get("tick_jobs", [])]:
+        try:
+            await job(services)
+        except Exception:  # noqa: BLE001 - one failing job must not stop the others
+            log.exception("tick job failed job=%s", getattr(job, "__name__", job))
+
+
+async def run_clock_job(services: Services, name: str) -> None:
+    """Run one of the clock-time jobs by name (digest, morning list, honor roll …)."""
+    job = services.extras.get("clock_jobs", {}).get(name)
+    if job is None:
+        log.warning("unknown clock job name=%s", name)
+        return
+    try:
+        await job(services)
+    except Exception:  # noqa: BLE001
+        log.exception("clock job failed name=%s", name)
+
+
+class Scheduler:
+    """Owns the APScheduler instance; started inside the running loop, never at import."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.scheduler = AsyncIOScheduler(
+            timezone=services.config.tz,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    async def start(self, *, catch_up: bool = True) -> None:
+        config = self.services.config
+        self.scheduler.add_job(tick, IntervalTrigger(seconds=config.schedules.poll_seconds,
+                                                     timezone=config.tz),
+                               args=[self.services], id="tick", replace_existing=True)
+        for name, trigger in self.clock_triggers().items():
+            self.scheduler.add_job(run_clock_job, trigger, args=[self.services, name],
+                                   id=f"clock:{name}", replace_existing=True)
+        self.scheduler.start()
+        if catch_up:
+            await tick(self.services)
+            for name, job in self.services.extras.get("catch_up_jobs", {}).items():
+                try:
+                    await job(self.services)
+                except Exception:  # noqa: BLE001
+                    log.exception("catch-up job failed name=%s", name)
+        log.info("scheduler started jobs=%d", len(self.scheduler.get_jobs()))
+
+    def clock_triggers(self) -> dict[str, CronTrigger]:
+        config = self.services.config
+        triggers = {}
+        for name, spec in self.services.extras.get("clock_specs", {}).items():
+            triggers[name] = CronTrigger(timezone=config.tz, **spec)
+        return triggers
+
+    async def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        log.info("scheduler stopped")
