@@ -69,6 +69,7 @@ class Outbox:
         self._stopping = False
         self._room_ready: dict[str, float] = {}
         self._global_ready = 0.0
+        self._sending = asyncio.Lock()  # one pass at a time, or a row could go out twice
         self.sent_count = 0
 
     # -- writing ---------------------------------------------------------------
@@ -155,6 +156,10 @@ class Outbox:
     async def send_due(self, limit: int = 200) -> bool:
         """Send every message that is due now, paced; returns whether any was sent."""
         assert self._channel is not None, "outbox started without a channel"
+        async with self._sending:
+            return await self._send_pass(limit)
+
+    async def _send_pass(self, limit: int) -> bool:
         now = self.clock.now()
         async with self.db.session() as session:
             rows = list(await session.scalars(

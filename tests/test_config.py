@@ -1,0 +1,61 @@
+"""Configuration: defaults, validation that names every bad key, the CLI check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.config import ConfigError, load_config
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
+
+
+def test_no_file_gives_the_demo_community():
+    config = load_config(None)
+    assert [g.id for g in config.grids] == ["grid-01", "grid-02", "grid-03"]
+    assert config.community.timezone == "Asia/Shanghai"
+    assert {s.role for s in config.staff} == {"网格员", "居委会", "物业", "管理员"}
+
+
+def test_example_file_is_valid():
+    config = load_config(EXAMPLE)
+    assert config.grids and config.categories
+
+
+def test_every_bad_key_is_named(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        '[community]\ntimezone = "Mars/Olympus"\ncolour = "red"\n'
+        '[web]\nport = "eighty"\n[deadlines]\nsame_day = "25:00"\n'
+        '[[staff]]\nid = "wxid_a"\nname = "A"\nrole = "boss"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    for key in ("community.timezone", "community.colour", "web.port", "deadlines.same_day",
+                "staff[0].role"):
+        assert key in text
+
+
+def test_broken_toml_is_reported_not_raised(tmp_path, capsys):
+    path = tmp_path / "broken.toml"
+    path.write_text("[community\nname=", encoding="utf-8")
+    assert main(["check-config", str(path)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_check_config_accepts_the_example(capsys):
+    assert main(["check-config", str(EXAMPLE)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_token_without_endpoint_is_an_error(monkeypatch):
+    monkeypatch.delenv("WECHATY_PUPPET_SERVICE_ENDPOINT", raising=False)
+    monkeypatch.setenv("WECHATY_PUPPET_SERVICE_TOKEN", "secret-token-1")
+    with pytest.raises(ConfigError) as info:
+        load_config(None)
+    assert "endpoint" in str(info.value)
+    assert "secret-token-1" not in str(info.value)
