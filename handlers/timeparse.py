@@ -14,6 +14,7 @@ import calendar
 import contextlib
 import io
 import logging
+import os
 import re
 import threading
 import unicodedata
@@ -47,7 +48,7 @@ _DAYPART_KEY: dict[str, str] = {
     "下午": "下午", "午后": "下午",
     "傍晚": "傍晚",
     "晚上": "晚上", "晚间": "晚上", "晚": "晚上", "夜里": "晚上", "夜间": "晚上",
-    "夜": "晚上", "今晚": "晚上", "明晚": "晚上", "今夜": "晚上", "明夜": "晚上",
+    "夜": "晚上", "今晚": "晚上", "明晚": "晚上", "昨晚": "晚上", "今夜": "晚上", "明夜": "晚上",
     "深夜": "半夜", "半夜": "半夜", "午夜": "半夜",
     "凌晨": "凌晨",
 }  # fmt: skip
@@ -190,6 +191,16 @@ _jio: Any = None
 _jio_lock = threading.Lock()
 
 
+class _JioNLPNoise(logging.Filter):
+    """Drop the tracebacks JioNLP logs on the root logger for strings it cannot parse."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"{_SEP}jionlp{_SEP}" not in record.pathname
+
+
+_SEP = os.sep
+
+
 def _jionlp() -> Any:
     """Import JioNLP once, with its start-up banner kept off stdout."""
     global _jio
@@ -199,6 +210,7 @@ def _jionlp() -> Any:
                 with contextlib.redirect_stdout(io.StringIO()):
                     import jionlp
 
+                logging.getLogger().addFilter(_JioNLPNoise())
                 _jio = jionlp
     return _jio
 
@@ -215,14 +227,18 @@ def warm_up() -> None:
 
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4,
               "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}  # fmt: skip
-_N = r"(?:\d{1,4}|[零〇一二两三四五六七八九十]{1,4})"
-_N2 = r"(?:\d{1,2}|[零〇一二两三四五六七八九十]{1,3})"
+_N = r"(?:\d{1,4}|[零〇一二两三四五六七八九十廿卅]{1,4})"
+_N2 = r"(?:\d{1,2}|[零〇一二两三四五六七八九十廿卅]{1,3})"
 
 
 def cn_number(text: str) -> int:
     """Arabic or Chinese numeral (up to 9999) → int; raises ValueError."""
     if text.isdigit():
         return int(text)
+    if text[0] in "廿卅":
+        return (20 if text[0] == "廿" else 30) + (
+            cn_number(text[1:]) if text[1:] else 0
+        )
     if "十" in text:
         tens, _, units = text.partition("十")
         value = (_CN_DIGITS[tens] if tens else 1) * 10
@@ -249,8 +265,9 @@ _REL_DAY = {
     "大大后天": 4, "大后天": 3, "后天": 2, "明天": 1, "明日": 1, "明儿": 1,
     "今天": 0, "今日": 0, "今儿": 0, "昨天": -1, "前天": -2, "大前天": -3,
     "明早": 1, "明晨": 1, "明晚": 1, "明夜": 1, "今早": 0, "今晨": 0, "今晚": 0,
-    "今夜": 0,
+    "今夜": 0, "昨晚": -1, "昨日": -1, "前日": -2, "后日": 2, "大后日": 3, "本日": 0,
 }  # fmt: skip
+_YEAR_WORD = {"前年": -2, "去年": -1, "今年": 0, "明年": 1, "后年": 2}
 _NOT_DAY_OF_MONTH = "楼门线院房室单元床窗口车位机桥栋层排座期届次份路号文人件"
 
 
@@ -264,7 +281,7 @@ def _rx(pattern: str) -> re.Pattern[str]:
     return re.compile(re.sub(r"«(\w+)»", lambda m: macros[m[1]], pattern))
 
 
-_MONTH_REL = r"(?P<rel>下下个?月|下个?月|本月|这个?月)"
+_MONTH_REL = r"(?P<rel>下下个?月|下个?月|上上个?月|上个?月|本月|这个?月|今个月)"
 # tried in this order at each position; the first that matches wins
 _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("workdays", _rx(
@@ -278,29 +295,36 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("daily", _rx(r"每一?[天日]的?|天天|日日")),
     ("rel_hm", _rx(
         r"(?P<pre>再?过)?(?:(?P<h>«N»|半)个?(?P<hh>半)?(?:小时|钟头))?"
-        r"(?:(?P<m>«N»)分钟?)?(?P<suf>以后|之后|过后|后)?"
+        r"(?:(?P<m>«N»)分钟?|(?P<qk>[一两三])刻钟)?(?P<suf>以后|之后|过后|后|以前|之前|前)?"
     )),
     ("rel_days", _rx(
         r"(?P<pre>再?过)?(?P<n>«N»)(?P<unit>天|日|个?星期|个?礼拜|周|个月)"
-        r"(?P<suf>以后|之后|过后|后)?"
+        r"(?P<suf>以后|之后|过后|后|以前|之前|前)?"
     )),
     ("abs_date", _rx(
-        r"(?:(?P<y>\d{4}|[零〇一二三四五六七八九]{4})年)?(?P<m>«N2»)月份?(?P<d>«N2»)"
+        r"(?:(?P<y>\d{4}|\d{2}|[零〇一二三四五六七八九]{4}|[零〇一二三四五六七八九]{2})年"
+        r"|(?P<yw>前年|去年|今年|明年|后年))?(?P<m>«N2»)月份?(?P<d>«N2»)"
         r"(?:[号日]|(?![点时:：分个天年月周\d零〇一二两三四五六七八九十]))"
     )),
-    ("num_date", _rx(r"(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})(?![\d:])[日号]?")),
+    ("num_date", _rx(r"(?P<y>\d{4})([-/. ])(?P<m>\d{1,2})\1(?P<d>\d{1,2})(?![\d:])[日号]?")),
+    ("md_slash", _rx(r"(?<![\d/])(?P<m>\d{1,2})/(?P<d>\d{1,2})(?![\d/])[日号]?")),
     ("month_end", _rx(_MONTH_REL + r"?(?P<m>«N2»月)?的?月?底")),
     ("month_dom", _rx(_MONTH_REL + r"的?(?P<d>«N2»)[号日]")),
     ("rel_day", _rx(_alt(_REL_DAY))),
     ("weekday", _rx(
-        r"(?P<pre>下下个?|下一?个?|这一?个?|本|今个|上上个?|上一?个?)?«WEEK»(?P<wd>«WD»|末)"
+        r"(?P<pre>下下个?|下一?个?|这一?个?|本|今个|上上个?|上一?个?)?«WEEK»(?:的?«WEEK»)?"
+        r"(?P<wd>«WD»|末)"
     )),
-    ("dom", _rx(r"(?P<d>«N2»)[号日](?![" + _NOT_DAY_OF_MONTH + r"])")),
+    ("dom", _rx(r"(?:(?P<d>«N2»)号|(?P<dd>\d{1,2})日)(?![" + _NOT_DAY_OF_MONTH + r"])")),
     ("daypart", _rx(_DAYPART_RE)),
-    ("hhmm", _rx(r"(?P<h>\d{1,2})[:：](?P<m>\d{2})(?!\d)")),
+    ("hhmm", _rx(
+        r"(?P<h>\d{1,2})[:：](?P<m>\d{2})(?:[:：]\d{2})?(?!\d)"
+        r"(?:\s?(?P<ampm>[aApP])\.?[mM]\.?)?"
+    )),
+    ("ampm", _rx(r"(?P<h>\d{1,2})\s?(?P<ampm>[aApP])\.?[mM]\b\.?")),
     ("clock", _rx(
-        r"(?P<h>«N2»)(?P<unit>点钟?|时)(?![点儿都也])"
-        r"(?:(?P<half>半)|(?P<q>[一三])刻"
+        r"(?P<h>«N2»)(?P<unit>点钟?|时)"
+        r"(?:(?P<half>半)|(?P<q>[一三13])刻"
         r"|(?P<m>«N2»)(?:分钟?|(?![个天号日月年周岁人次点小]))|整)?"
     )),
 ]  # fmt: skip
@@ -308,9 +332,9 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
 _SLOT = {
     "workdays": "rec", "weekend": "rec", "weekly": "rec", "monthly": "rec",
     "daily_part": "rec", "daily": "rec", "rel_hm": "rel", "rel_days": "day",
-    "abs_date": "day", "num_date": "day", "month_end": "day", "month_dom": "day",
+    "abs_date": "day", "num_date": "day", "md_slash": "day", "month_end": "day", "month_dom": "day",
     "rel_day": "day", "weekday": "day", "dom": "day", "daypart": "part",
-    "hhmm": "clock", "clock": "clock",
+    "hhmm": "clock", "ampm": "clock", "clock": "clock",
 }  # fmt: skip
 _JOINER = re.compile(r"[\s的]*")
 _CLOCK_BLOCKERS = "这那有几第快慢早晚多少好大小高低差些一"
@@ -341,14 +365,26 @@ def _match_at(text: str, pos: int) -> tuple[str, re.Match[str]] | None:
 
 
 def _valid_rel_hm(found: re.Match[str]) -> bool:
-    return bool((found["h"] or found["m"]) and (found["pre"] or found["suf"]))
+    return bool(
+        (found["h"] or found["m"] or found["qk"]) and (found["pre"] or found["suf"])
+    )
 
 
 def _plausible_clock(text: str, found: re.Match[str]) -> bool:
-    """Reject 一点/两点 used as 'a little' or 'two points' (快一点, 这两点)."""
-    if found["h"].isdigit() or found["half"] or found["q"] or found["m"]:
+    """Reject decimals (八点八, 24点5度) and 'a little' (快一点, 一点都不, 这两点)."""
+    minute = found["m"]
+    if minute and len(minute) == 1 and not text.startswith("分", found.end()):
+        return False  # a one-digit minute without 分 reads as a decimal
+    if found["h"] not in ("一", "两", "二") or found["half"] or found["q"] or minute:
         return True
-    return found.start() == 0 or text[found.start() - 1] not in _CLOCK_BLOCKERS
+    before = text[found.start() - 1] if found.start() > 0 else ""
+    after = text[found.end() : found.end() + 1]
+    return not (before and before in _CLOCK_BLOCKERS) and after not in (
+        "点",
+        "儿",
+        "都",
+        "也",
+    )
 
 
 def _scan(text: str) -> list[_Expr]:
@@ -435,7 +471,7 @@ def _resolve_day(name: str, found: re.Match[str], today: date) -> _Day:
     if name == "rel_day":
         return _Day(today + timedelta(days=_REL_DAY[found.group(0)]), True)
     if name == "rel_days":
-        n = cn_number(found["n"])
+        n = cn_number(found["n"]) * (-1 if "前" in (found["suf"] or "") else 1)
         unit = found["unit"]
         if unit == "个月":
             year, month = _month_add(today.year, today.month, n)
@@ -443,10 +479,11 @@ def _resolve_day(name: str, found: re.Match[str], today: date) -> _Day:
             return _Day(date(year, month, min(today.day, last)), True)
         days = n if unit in ("天", "日") else 7 * n
         return _Day(today + timedelta(days=days), True)
-    if name in ("abs_date", "num_date"):
+    if name in ("abs_date", "num_date", "md_slash"):
         month, day = cn_number(found["m"]), cn_number(found["d"])
-        if found["y"]:
-            return _Day(_checked_date(cn_number(found["y"]), month, day), True)
+        year = _year(found, today)
+        if year is not None:
+            return _Day(_checked_date(year, month, day), True)
         _checked_date(2000, month, day)  # a leap year: only impossible dates fail
         return _Day(_this_or_next_year(month, day, today), True)
     if name == "month_end":
@@ -462,11 +499,15 @@ def _resolve_day(name: str, found: re.Match[str], today: date) -> _Day:
         year, month = _month_add(today.year, today.month, _month_offset(found["rel"]))
         return _Day(_checked_date(year, month, cn_number(found["d"])), True)
     if name == "dom":
-        day = cn_number(found["d"])
+        day = cn_number(found["d"] or found["dd"])
+        if not 1 <= day <= 31:
+            raise _Answer("invalid", f"没有{day}号这一天，请再确认一下日期。")
         year, month = today.year, today.month
         if day < today.day:
             year, month = _month_add(year, month, 1)
-        return _Day(_checked_date(year, month, day), False, step="month")
+        while day > calendar.monthrange(year, month)[1]:  # 31号 said in June: July
+            year, month = _month_add(year, month, 1)
+        return _Day(date(year, month, day), False, step="month")
     if name == "weekday":
         return _resolve_weekday(found, today)
     raise AssertionError(name)
@@ -483,9 +524,24 @@ def _this_or_next_year(month: int, day: int, today: date) -> date:
     raise _Answer("invalid", f"{month}月没有{day}号，请再确认一下日期。")
 
 
+def _year(found: re.Match[str], today: date) -> int | None:
+    """The year said with a date (2025, 25, 二零二五, 明年), or None."""
+    if "yw" in found.re.groupindex and found["yw"]:
+        return today.year + _YEAR_WORD[found["yw"]]
+    text = found["y"] if "y" in found.re.groupindex else None
+    if not text:
+        return None
+    year = cn_number(text)
+    if len(text) == 2:  # 25年: this century unless that is more than 10 years ahead
+        year += 2000 if 2000 + year <= today.year + 10 else 1900
+    return year
+
+
 def _month_offset(rel: str | None) -> int:
-    if not rel or rel.startswith(("本", "这")):
+    if not rel or rel.startswith(("本", "这", "今")):
         return 0
+    if rel.startswith("上"):
+        return -2 if rel.startswith("上上") else -1
     return 2 if rel.startswith("下下") else 1
 
 
@@ -523,27 +579,36 @@ def _daypart_word(parts: dict[str, tuple[str, re.Match[str]]]) -> str | None:
     return None
 
 
-def _clock(parts: dict[str, tuple[str, re.Match[str]]]) -> tuple[int, int, str] | None:
-    """Hour and minute as said (before the part of day is applied), and the words."""
+def _clock(
+    parts: dict[str, tuple[str, re.Match[str]]],
+) -> tuple[int, int, str, bool] | None:
+    """Hour and minute as said, the words, and whether am/pm already fixed the hour."""
     if "clock" not in parts:
         return None
     name, found = parts["clock"]
     hour = cn_number(found["h"])
-    if name == "hhmm":
+    if name in ("hhmm", "ampm") and found["ampm"]:
+        if not 1 <= hour <= 12:
+            raise _Answer("invalid", f"没有“{found.group(0)}”这个时间，请再确认一下。")
+        hour = hour % 12 + (12 if found["ampm"] in "pP" else 0)
+        hour = hour or 24  # 12am: midnight, like 半夜12点
+    if name == "ampm":
+        minute = 0
+    elif name == "hhmm":
         minute = int(found["m"])
     elif found["unit"] == "时" and not found["h"].isdigit() and not found["m"]:
         minute = 0
     elif found["half"]:
         minute = 30
     elif found["q"]:
-        minute = 15 if found["q"] == "一" else 45
+        minute = 15 if found["q"] in "一1" else 45
     elif found["m"]:
         minute = cn_number(found["m"])
     else:
         minute = 0
     if hour > 24 or minute > 59 or (hour == 24 and minute):
         raise _Answer("invalid", f"没有“{found.group(0)}”这个时间，请再确认一下。")
-    return hour, minute, found.group(0)
+    return hour, minute, found.group(0), bool(name != "clock" and found["ampm"])
 
 
 def _apply_daypart(hour: int, word: str | None) -> tuple[int, int]:
@@ -607,8 +672,10 @@ def _resolve_recurrence(
     word = _daypart_word(parts)
     clock = _clock(parts)
     if clock is not None:
-        hour, minute, words = clock
-        if word is None:
+        hour, minute, words, fixed = clock
+        if fixed:
+            hour %= 24
+        elif word is None:
             readings = _bare_hours(hour)
             if not readings:
                 raise _ask_noon_or_midnight(words)
@@ -670,6 +737,9 @@ def _resolve_once(
         )
         hours += 0.5 if found["hh"] else 0
         minutes = cn_number(found["m"]) if found["m"] else 0
+        minutes += 15 * cn_number(found["qk"]) if found["qk"] else 0
+        if "前" in (found["suf"] or ""):
+            raise _Answer("past", "这个时间已经过去了，请说一个以后的时间。")
         return local_now.replace(microsecond=0) + timedelta(
             hours=hours, minutes=minutes
         )
@@ -679,8 +749,10 @@ def _resolve_once(
     clock = _clock(parts)
 
     if clock is not None:
-        hour, minute, words = clock
-        if word is not None or hour in (0, 24):
+        hour, minute, words, fixed = clock
+        if fixed:
+            candidates = [(hour % 24, hour // 24)]
+        elif word is not None or hour in (0, 24):
             hour, extra = _apply_daypart(hour, word)
             candidates = [(hour, extra)]
         else:
@@ -769,6 +841,10 @@ def parse_time(
     prepared = _prepare(text)
     parts_by_word = {**DEFAULT_DAYPARTS, **(dayparts or {})}
 
+    if _FALLBACK_WORDS.search(prepared):  # holidays and lunar dates: JioNLP first
+        answer = _fallback(prepared, now, tz, parts_by_word)
+        if answer.status != "none":
+            return answer
     found = _merge(_scan(prepared))
     if not found:
         return _fallback(prepared, now, tz, parts_by_word)
@@ -823,7 +899,7 @@ def _fallback(
 
 _FALLBACK_WORDS = re.compile(
     r"节|除夕|元旦|春节|清明|端午|中秋|重阳|元宵|七夕|冬至|夏至|立春|立秋|农历|阴历"
-    r"|正月|腊月|初[一二三四五六七八九十]|廿|第[一二三四五1-5]个"
+    r"|正月|腊月|大年|初[一二三四五六七八九十]|第[一二三四五1-5]个|节气|大寒|小寒"
 )
 
 
