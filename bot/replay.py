@@ -67,19 +67,22 @@ async def run_replay(config: Config, path: Path, *, replies: str | None = None,
     assert app.pipeline is not None and app.services is not None
     from schedules.runner import tick
 
-    outcomes: dict[str, str] = {}
+    outcomes: dict[str, str] = {}  # first outcome per message id
+    handled: list[str] = []  # every delivery's outcome, duplicates included
     progress = Progress(len(messages))
     started = time.perf_counter()
     try:
         for index, message in enumerate(messages, 1):
             if message.timestamp > clock.now():
                 clock.set(message.timestamp)
-            outcomes[message.message_id] = await app.pipeline.deliver(message)
+            outcome = await app.pipeline.deliver(message)
+            outcomes.setdefault(message.message_id, outcome)
+            handled.append(outcome)
             await tick(app.services)
             progress.update(index)
         elapsed = time.perf_counter() - started
         await app.services.outbox.stop(drain_seconds=30)
-        summary = await _summary(app, outcomes, len(bad), elapsed)
+        summary = await _summary(app, handled, len(bad), elapsed)
     finally:
         await app.stop()
         scratch.cleanup()
@@ -95,13 +98,14 @@ async def run_replay(config: Config, path: Path, *, replies: str | None = None,
     return 0
 
 
-async def _summary(app: App, outcomes: dict[str, str], bad_lines: int,
+async def _summary(app: App, handled: list[str], bad_lines: int,
                    elapsed: float) -> list[tuple[str, str]]:
     assert app.services is not None
-    counts = Counter(outcomes.values())
-    rows: list[tuple[str, str]] = [("messages", str(len(outcomes))),
+    counts = Counter(handled)
+    rate = len(handled) / max(elapsed, 1e-6)
+    rows: list[tuple[str, str]] = [("messages", str(len(handled))),
                                    ("seconds", f"{elapsed:.1f}"),
-                                   ("messages per second", f"{len(outcomes) / max(elapsed, 1e-6):.0f}")]
+                                   ("messages per second", f"{rate:.0f}")]
     async with app.services.db.session() as session:
         by_category = (await session.execute(
             select(Petition.category, Petition.party, func.count()).group_by(
