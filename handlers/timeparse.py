@@ -231,20 +231,25 @@ _N = r"(?:\d{1,4}|[零〇一二两三四五六七八九十廿卅]{1,4})"
 _N2 = r"(?:\d{1,2}|[零〇一二两三四五六七八九十廿卅]{1,3})"
 
 
+_CN_NUMBER = re.compile(
+    r"[一二两三四五六七八九]?十[一二三四五六七八九]?|[零〇一二两三四五六七八九]+"
+    r"|廿[一二三四五六七八九]?|卅一?"
+)
+
+
 def cn_number(text: str) -> int:
     """Arabic or Chinese numeral (up to 9999) → int; raises ValueError."""
     if text.isdigit():
         return int(text)
+    if not _CN_NUMBER.fullmatch(text):
+        raise ValueError(f"not a number: {text!r}")
     if text[0] in "廿卅":
-        return (20 if text[0] == "廿" else 30) + (
-            cn_number(text[1:]) if text[1:] else 0
-        )
+        units = _CN_DIGITS[text[1]] if text[1:] else 0
+        return (20 if text[0] == "廿" else 30) + units
     if "十" in text:
         tens, _, units = text.partition("十")
         value = (_CN_DIGITS[tens] if tens else 1) * 10
         return value + (_CN_DIGITS[units] if units else 0)
-    if not text:
-        raise ValueError("empty number")
     value = 0
     for ch in text:
         value = value * 10 + _CN_DIGITS[ch]
@@ -360,8 +365,20 @@ def _match_at(text: str, pos: int) -> tuple[str, re.Match[str]] | None:
             continue
         if name == "clock" and not _plausible_clock(text, found):
             continue
+        if not _numbers_ok(found):
+            continue
         return name, found
     return None
+
+
+def _numbers_ok(found: re.Match[str]) -> bool:
+    for group in ("h", "m", "d", "dd", "n", "y"):
+        if group in found.re.groupindex and found[group] and found[group] != "半":
+            try:
+                cn_number(found[group])
+            except ValueError:
+                return False
+    return True
 
 
 def _valid_rel_hm(found: re.Match[str]) -> bool:
@@ -440,9 +457,40 @@ class _Answer(Exception):
         self.question = question
 
 
-def _prepare(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text)
-    return text.translate(_TRADITIONAL)
+@dataclass(frozen=True)
+class _Text:
+    """A message as written and as scanned (NFKC, a few traditional characters)."""
+
+    original: str
+    prepared: str
+    offsets: tuple[int, ...]  # original index of each prepared character, and the end
+
+    @classmethod
+    def of(cls, original: str) -> _Text:
+        pieces: list[str] = []
+        offsets: list[int] = []
+        for index, ch in enumerate(original):
+            folded = unicodedata.normalize("NFKC", ch).translate(_TRADITIONAL)
+            pieces.append(folded)
+            offsets.extend([index] * len(folded))
+        offsets.append(len(original))
+        return cls(original, "".join(pieces), tuple(offsets))
+
+    def words(self, spans: list[tuple[int, int]]) -> str:
+        """The original characters of the given prepared spans, joined."""
+        return "".join(
+            self.original[self.offsets[a] : self.offsets[b]] for a, b in spans
+        )
+
+    def rest(self, spans: list[tuple[int, int]]) -> str:
+        """The original text without the given prepared spans, ends stripped."""
+        pieces: list[str] = []
+        pos = 0
+        for start, end in sorted(spans):
+            pieces.append(self.original[pos : self.offsets[start]])
+            pos = self.offsets[end]
+        pieces.append(self.original[pos:])
+        return _strip(re.sub(r"\s{2,}", " ", "".join(pieces)))
 
 
 def _month_add(year: int, month: int, months: int) -> tuple[int, int]:
@@ -818,16 +866,6 @@ def _strip(text: str) -> str:
     return text.strip(_EDGE_PUNCT)
 
 
-def _rest(text: str, spans: list[tuple[int, int]]) -> str:
-    pieces: list[str] = []
-    pos = 0
-    for start, end in sorted(spans):
-        pieces.append(text[pos:start])
-        pos = end
-    pieces.append(text[pos:])
-    return _strip(re.sub(r"\s{2,}", " ", "".join(pieces)))
-
-
 def parse_time(
     text: str,
     now: datetime,
@@ -838,20 +876,20 @@ def parse_time(
     """Find and resolve the time words of one message (see docs/time-parsing.md)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    prepared = _prepare(text)
+    message = _Text.of(text)
     parts_by_word = {**DEFAULT_DAYPARTS, **(dayparts or {})}
 
-    if _FALLBACK_WORDS.search(prepared):  # holidays and lunar dates: JioNLP first
-        answer = _fallback(prepared, now, tz, parts_by_word)
+    if _FALLBACK_WORDS.search(message.prepared):  # holidays, lunar dates: JioNLP first
+        answer = _fallback(message, now, tz, parts_by_word)
         if answer.status != "none":
             return answer
-    found = _merge(_scan(prepared))
+    found = _merge(_scan(message.prepared))
     if not found:
-        return _fallback(prepared, now, tz, parts_by_word)
+        return _fallback(message, now, tz, parts_by_word)
 
     merged, pieces = found[0], found[1:]
-    matched = "".join(prepared[p.start : p.end] for p in pieces)
-    rest = _rest(prepared, [(p.start, p.end) for p in pieces])
+    spans = [(p.start, p.end) for p in pieces]
+    matched, rest = message.words(spans), message.rest(spans)
     try:
         if "rec" in merged.parts:
             rec, when = _resolve_recurrence(merged.parts, now, tz, parts_by_word)
@@ -866,10 +904,11 @@ def parse_time(
 
 
 def _fallback(
-    text: str, now: datetime, tz: ZoneInfo, dayparts: dict[str, time]
+    message: _Text, now: datetime, tz: ZoneInfo, dayparts: dict[str, time]
 ) -> TimeParse:
-    """Ask JioNLP about text our grammar found nothing in; keep day-sized points."""
-    none = TimeParse("none", None, None, None, "", _strip(text))
+    """Ask JioNLP about holidays and lunar dates; keep day-sized points."""
+    text = message.prepared
+    none = TimeParse("none", None, None, None, "", _strip(message.original))
     if not text.strip():
         return none
     local_now = now.astimezone(tz)
@@ -877,10 +916,10 @@ def _fallback(
     if point is None:
         return none
 
-    start, end, matched, offset = point
-    if not _FALLBACK_WORDS.search(matched):
+    start, end, words, offset = point
+    if not _FALLBACK_WORDS.search(words):
         return none
-    if end <= local_now and "年" not in matched:
+    if end <= local_now and "年" not in words:
         # a holiday or lunar date without a year: JioNLP gives this year's
         later = _jionlp_point(text, _add_year(local_now))
         if later is not None and later[1] > local_now:
@@ -888,7 +927,7 @@ def _fallback(
     if start.time() == time(0) and end - start >= timedelta(hours=23):
         start = datetime.combine(start.date(), dayparts[_DATE_ONLY_KEY], tz)
 
-    rest = _rest(text, [offset])
+    matched, rest = message.words([offset]), message.rest([offset])
     if start > now:
         return TimeParse("ok", start, None, None, matched, rest)
     if end > now:  # 现在, 今天…: not a due time
