@@ -114,17 +114,22 @@ async def upgrade(url: str, revision: str = "head") -> None:
         raise DatabaseError(f"could not migrate the database at {_safe(url)}: {exc}") from exc
 
 
-def current_revision_sync(url: str) -> str | None:
+async def current_revision(url: str) -> str | None:
+    """The schema revision the database is at (None for an empty database)."""
     from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import create_engine as create_sync_engine
 
-    sync_url = make_url(url).set(drivername=make_url(url).get_backend_name())
-    engine = create_sync_engine(sync_url)
+    engine = create_async_engine(url)
     try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision())
     finally:
-        engine.dispose()
+        await engine.dispose()
+
+
+def current_revision_sync(url: str) -> str | None:
+    """Blocking form of :func:`current_revision`, for the command line."""
+    return asyncio.run(current_revision(url))
 
 
 def _safe(url: str) -> str:

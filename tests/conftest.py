@@ -35,6 +35,24 @@ def database_url_for(tmp_path: Path) -> str:
     return os.environ.get("WEIZHILI_TEST_DB_URL") or f"sqlite+aiosqlite:///{tmp_path}/test.db"
 
 
+@pytest.fixture(autouse=True)
+async def _fresh_postgres_schema() -> None:
+    """On PostgreSQL every test starts from an empty schema, as it does on a new SQLite file."""
+    url = os.environ.get("WEIZHILI_TEST_DB_URL", "")
+    if not url.startswith("postgresql"):
+        return
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def shared_router(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """One router for the whole run: building jieba's dictionary costs most of a second."""

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, text
 
-from models.db import Database, current_revision_sync, upgrade
+from models.db import Database, current_revision, upgrade
 from models.tables import Reminder
 from tests.conftest import database_url_for, local
 
@@ -16,7 +16,7 @@ async def test_migrations_create_and_are_idempotent(tmp_path):
     url = database_url_for(tmp_path)
     await upgrade(url)
     await upgrade(url)
-    assert current_revision_sync(url) is not None
+    assert await current_revision(url) is not None
 
 
 async def test_times_come_back_aware_and_equal(tmp_path):
