@@ -313,7 +313,7 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     )),
     ("num_date", _rx(r"(?P<y>\d{4})(?P<sep>[-/. ])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})(?![\d:])[日号]?")),
     ("md_slash", _rx(r"(?<![\d/])(?P<m>\d{1,2})/(?P<d>\d{1,2})(?![\d/])[日号]?")),
-    ("month_end", _rx(_MONTH_REL + r"?(?P<m>«N2»月)?的?月?底")),
+    ("month_end", _rx(_MONTH_REL + r"?(?P<mon>«N2»)?月?的?(?:月底|(?<=月)底)")),
     ("month_dom", _rx(_MONTH_REL + r"的?(?P<d>«N2»)[号日]")),
     ("rel_day", _rx(_alt(_REL_DAY))),
     ("weekday", _rx(
@@ -343,6 +343,7 @@ _SLOT = {
 }  # fmt: skip
 _JOINER = re.compile(r"[\s的]*")
 _CLOCK_BLOCKERS = "这那有几第快慢早晚多少好大小高低差些一"
+_ONE_OCLOCK_AFTER = "午上晨夜天日号凌 "
 
 
 @dataclass
@@ -396,12 +397,12 @@ def _plausible_clock(text: str, found: re.Match[str]) -> bool:
         return True
     before = text[found.start() - 1] if found.start() > 0 else ""
     after = text[found.end() : found.end() + 1]
-    return not (before and before in _CLOCK_BLOCKERS) and after not in (
-        "点",
-        "儿",
-        "都",
-        "也",
-    )
+    if (before and before in _CLOCK_BLOCKERS) or (after and after in "点儿都也"):
+        return False
+    if found["h"] == "一" and found["unit"] == "点" and before:
+        # 一点 mostly means 'a little': a time only after a day or part of day
+        return before in _ONE_OCLOCK_AFTER
+    return True
 
 
 def _scan(text: str) -> list[_Expr]:
@@ -536,13 +537,13 @@ def _resolve_day(name: str, found: re.Match[str], today: date) -> _Day:
         return _Day(_this_or_next_year(month, day, today), True)
     if name == "month_end":
         offset = _month_offset(found["rel"])
-        if found["m"]:
-            month = cn_number(found["m"][:-1])
+        if found["mon"]:
+            month = cn_number(found["mon"])
             year = today.year if month >= today.month else today.year + 1
         else:
             year, month = _month_add(today.year, today.month, offset)
         value = date(year, month, calendar.monthrange(year, month)[1])
-        return _Day(value, offset > 0 or bool(found["m"]), step="month_end")
+        return _Day(value, offset > 0 or bool(found["mon"]), step="month_end")
     if name == "month_dom":
         year, month = _month_add(today.year, today.month, _month_offset(found["rel"]))
         return _Day(_checked_date(year, month, cn_number(found["d"])), True)

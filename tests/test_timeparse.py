@@ -66,14 +66,25 @@ def test_b10_two_weekdays_map_to_names_and_run_in_order() -> None:
 
 
 def test_b10_cron_fields_never_use_weekday_numbers() -> None:
-    for text in ("每周一早上9点", "每周日晚上8点", "工作日早上8点", "每周二、四上午9点"):
+    for text in (
+        "每周一早上9点",
+        "每周日晚上8点",
+        "工作日早上8点",
+        "每周二、四上午9点",
+    ):
         fields = ok(text, WED_NOON).recurrence.cron_fields()  # type: ignore[union-attr]
         assert not any(ch.isdigit() for ch in fields["day_of_week"]), text
 
 
 @pytest.mark.parametrize(
     "text",
-    ["每周一早上9点", "每周日晚上8点", "每周二周四上午九点", "工作日早上8点", "每月5号上午9点"],
+    [
+        "每周一早上9点",
+        "每周日晚上8点",
+        "每周二周四上午九点",
+        "工作日早上8点",
+        "每月5号上午9点",
+    ],
 )
 def test_b10_apscheduler_agrees_with_next_after(text: str) -> None:
     rec = ok(text, WED_NOON).recurrence
@@ -146,7 +157,9 @@ def test_b04_full_width_digits() -> None:
 # ---------------------------------------------------------------- B20 weekday words
 
 
-@pytest.mark.parametrize("text", ["下周一早上8点", "下礼拜一早上8点", "下星期一早上8点"])
+@pytest.mark.parametrize(
+    "text", ["下周一早上8点", "下礼拜一早上8点", "下星期一早上8点"]
+)
 def test_b20_next_monday(text: str) -> None:
     assert ok(text).when == at(2025, 6, 9, 8, 0)
 
@@ -156,7 +169,8 @@ def test_b20_next_friday_half_past_eight() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["周日下午3点", "星期天下午3点", "礼拜天下午3点", "星期日下午3点", "周天下午3点"]
+    "text",
+    ["周日下午3点", "星期天下午3点", "礼拜天下午3点", "星期日下午3点", "周天下午3点"],
 )
 def test_b20_all_sunday_spellings_are_next_sunday(text: str) -> None:
     assert ok(text).when == at(2025, 6, 15, 15, 0)
@@ -239,9 +253,24 @@ def test_today_with_past_time_is_refused() -> None:
     assert result.question is not None and "6月8日" in result.question
 
 
-@pytest.mark.parametrize("text", ["提醒我快一点", "早一点回家", "这两点意见", "体温三十七点五度"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "提醒我快一点",
+        "早一点回家",
+        "吃一点吧",
+        "这两点意见",
+        "体温三十七点五度",
+        "年底",
+    ],
+)
 def test_numbers_that_are_not_times(text: str) -> None:
     assert parse_time(text, SUN_EVENING).status == "none"
+
+
+def test_one_oclock_after_a_day_word_is_a_time() -> None:
+    assert ok("明天下午一点").when == at(2025, 6, 9, 13, 0)
+    assert ok("凌晨一点").when == at(2025, 6, 9, 1, 0)
 
 
 def test_bare_twelve_in_recurrence_is_asked_about() -> None:
@@ -271,6 +300,8 @@ def test_impossible_clock_is_invalid() -> None:
         ("2025-07-01 14:00", at(2025, 7, 1, 14, 0)),
         ("1月5号", at(2026, 1, 5, 9, 0)),
         ("月底", at(2025, 6, 30, 9, 0)),
+        ("下个月底下午3点", at(2025, 7, 31, 15, 0)),
+        ("12月底", at(2025, 12, 31, 9, 0)),
         ("下个月3号下午两点", at(2025, 7, 3, 14, 0)),
         ("15号", at(2025, 6, 15, 9, 0)),
         ("5号", at(2025, 7, 5, 9, 0)),
@@ -298,7 +329,11 @@ def test_this_week_day_ahead_is_fine() -> None:
 
 @pytest.mark.parametrize(
     ("text", "reply"),
-    [("2月30号", "2月没有30号"), ("4月31日下午3点", "4月没有31号"), ("下个月31号", "7月")],
+    [
+        ("2月30号", "2月没有30号"),
+        ("4月31日下午3点", "4月没有31号"),
+        ("下个月31号", "7月"),
+    ],
 )
 def test_impossible_dates_are_invalid(text: str, reply: str) -> None:
     now = SUN_EVENING if "下个月" not in text else at(2025, 5, 20, 9, 0)
@@ -433,7 +468,9 @@ def test_recurrence_rejects_bad_json(data: dict[str, object]) -> None:
 
 def test_no_time_at_all() -> None:
     result = parse_time("3号楼电梯坏了，请尽快来修", SUN_EVENING)
-    assert result == TimeParse("none", None, None, None, "", "3号楼电梯坏了，请尽快来修")
+    assert result == TimeParse(
+        "none", None, None, None, "", "3号楼电梯坏了，请尽快来修"
+    )
 
 
 def test_as_dict_is_json_serialisable() -> None:
@@ -458,7 +495,9 @@ def test_warm_up_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="shared data folder ../shared/data absent")
+@pytest.mark.skipif(
+    not DATA.is_dir(), reason="shared data folder ../shared/data absent"
+)
 def test_every_public_expression_parses_without_error() -> None:
     statuses = {"ok", "ambiguous", "past", "invalid", "none"}
     count = 0
