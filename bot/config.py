@@ -113,6 +113,7 @@ class ScheduleConfig:
 @dataclass(frozen=True)
 class ReminderConfig:
     grace_minutes: int = 120
+    rollcall_minutes: int = 120  # a notice asking for 收到 checks who answered after this
     quiet_start: time = time(22, 0)
     quiet_end: time = time(7, 0)
     dayparts: dict[str, time] = field(
@@ -412,6 +413,7 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
         dayparts[name] = sub.clock(name, dayparts.get(name, time(9, 0)))
     reminders = ReminderConfig(
         grace_minutes=r.positive("grace_minutes", 120),
+        rollcall_minutes=r.positive("rollcall_minutes", 120),
         quiet_start=r.clock("quiet_start", time(22, 0)),
         quiet_end=r.clock("quiet_end", time(7, 0)),
         dayparts=dayparts,

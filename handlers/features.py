@@ -16,3 +16,7 @@ def install(services: Services) -> None:
     services.extras.setdefault("clock_specs", {})
     services.extras.setdefault("catch_up_jobs", {})
     services.extras.setdefault("web_mounts", [])
+
+    from handlers import notices
+
+    services.extras["tick_jobs"].append(notices.chase_rollcalls)

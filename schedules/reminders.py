@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from bot.config import Config
 from bot.context import Services
 from handlers.timeparse import Recurrence, describe_when
 from models.tables import Reminder
@@ -23,12 +24,20 @@ log = logging.getLogger(__name__)
 LATE_AFTER = timedelta(minutes=2)
 
 
-def in_quiet_hours(services: Services, moment: datetime) -> bool:
-    r = services.config.reminders
-    local = moment.astimezone(services.config.tz).time()
+def in_quiet_hours(config: Config, moment: datetime) -> bool:
+    """Whether ``moment`` falls in the community's quiet hours (default 22:00–07:00)."""
+    r = config.reminders
+    local = moment.astimezone(config.tz).time()
     if r.quiet_start <= r.quiet_end:
         return r.quiet_start <= local < r.quiet_end
     return local >= r.quiet_start or local < r.quiet_end
+
+
+def quiet_end_after(config: Config, moment: datetime) -> datetime:
+    """The end of the quiet hours that contain ``moment``."""
+    local = moment.astimezone(config.tz)
+    end = datetime.combine(local.date(), config.reminders.quiet_end, config.tz)
+    return end if end > local else end + timedelta(days=1)
 
 
 async def fire_due_reminders(services: Services) -> int:
@@ -44,9 +53,11 @@ async def fire_due_reminders(services: Services) -> int:
         ))
         for reminder in due:
             late = now - reminder.due_at
-            group_post = not reminder.personal_time
-            if group_post and in_quiet_hours(services, now) and late < grace:
-                continue  # a group notice waits for the morning
+            if not reminder.personal_time and in_quiet_hours(config, now) and late < grace:
+                # A group post waits for the morning; it is not late when it goes then.
+                reminder.due_at = quiet_end_after(config, now)
+                log.info("group post held for quiet hours reminder=%s", reminder.id)
+                continue
             if late > grace and not reminder.recurrence:
                 reminder.status = "missed"
                 services.outbox.add(
