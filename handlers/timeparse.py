@@ -56,8 +56,8 @@ _DAYPART_KEY: dict[str, str] = {
 _DATE_ONLY_KEY = "上午"
 
 _TRADITIONAL = str.maketrans(
-    "點週禮號鐘時後個兩這裡從淩晝臘於",
-    "点周礼号钟时后个两这里从凌昼腊于",
+    "點週禮號鐘時後個兩這裡從淩晝臘於節慶",
+    "点周礼号钟时后个两这里从凌昼腊于节庆",
 )
 _EDGE_PUNCT = " \t\r\n，。！？、,.!?;；:：~～…—-「」“”\"'（）()【】[]"
 
@@ -880,11 +880,19 @@ def parse_time(
     message = _Text.of(text)
     parts_by_word = {**DEFAULT_DAYPARTS, **(dayparts or {})}
 
-    if _FALLBACK_WORDS.search(message.prepared):  # holidays, lunar dates: JioNLP first
+    holiday = _FALLBACK_WORDS.search(message.prepared)
+    if holiday:  # holidays and lunar dates: JioNLP first
         answer = _fallback(message, now, tz, parts_by_word)
         if answer.status != "none":
             return answer
     found = _merge(_scan(message.prepared))
+    if holiday and _unresolved_holiday(holiday, found):
+        span = [(holiday.start(), holiday.end())]
+        question = (
+            f"我没能算出“{message.words(span)}”是哪一天，"
+            "请告诉我具体日期，比如“2月16日晚上6点半”。"
+        )
+        return TimeParse("ambiguous", None, None, question, "", message.rest([]))
     if not found:
         return _fallback(message, now, tz, parts_by_word)
 
@@ -938,9 +946,19 @@ def _fallback(
 
 
 _FALLBACK_WORDS = re.compile(
-    r"节|除夕|元旦|春节|清明|端午|中秋|重阳|元宵|七夕|冬至|夏至|立春|立秋|农历|阴历"
+    r"节|国庆|除夕|元旦|春节|清明|端午|中秋|重阳|元宵|七夕|冬至|夏至|立春|立秋|农历|阴历"
     r"|正月|腊月|大年|初[一二三四五六七八九十]|第[一二三四五1-5]个|节气|大寒|小寒"
 )
+
+
+def _unresolved_holiday(holiday: re.Match[str], found: list[_Expr]) -> bool:
+    """A holiday word JioNLP could not place, said right before our time words."""
+    if not found:
+        return holiday.group(0) != "节"
+    first = found[1]
+    if holiday.group(0) == "节":  # 节目, 节约…: only 某某节 glued to the time words
+        return first.start == holiday.end()
+    return holiday.end() <= first.start <= holiday.end() + 1
 
 
 def _add_year(moment: datetime) -> datetime:

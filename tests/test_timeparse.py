@@ -317,6 +317,18 @@ def test_days(text: str, expected: datetime) -> None:
     assert ok(text).when == expected
 
 
+def test_holiday_jionlp_cannot_place_is_asked_not_guessed() -> None:
+    result = parse_time("除夕晚上6点半提醒我包饺子", SUN_AFTERNOON)
+    assert result.status == "ambiguous"
+    assert result.when is None
+    assert result.question is not None and "除夕" in result.question
+
+
+def test_holiday_like_characters_do_not_block_times() -> None:
+    assert ok("节目明天下午3点开始").when == at(2025, 6, 9, 15, 0)
+    assert ok("明天下午3点春节联欢").when == at(2025, 6, 9, 15, 0)
+
+
 def test_bare_weekday_is_today_while_still_ahead() -> None:
     sunday_morning = at(2025, 6, 8, 9, 0)
     assert ok("周日下午3点", sunday_morning).when == at(2025, 6, 8, 15, 0)
