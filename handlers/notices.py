@@ -157,7 +157,7 @@ async def chase_rollcalls(services: Services) -> int:
                     continue
                 services.outbox.add(
                     session, room_id,
-                    f"通知 #{call.id} 还没有回复“收到”的邻居，请看一下上面的通知：{call.content[:60]}",
+                    f"【收到统计】还没有回复“收到”的邻居，请看一下通知 #{call.id}：{call.content[:60]}",
                     mention_ids=[m.id for m in missing[:50]],
                     mention_names=[m.name for m in missing[:50]],
                     source=f"rollcall:{call.id}")
