@@ -33,6 +33,7 @@ import functools
 import inspect
 import logging
 import secrets
+import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -581,9 +582,9 @@ class WechatyChannel:
                 "wechaty gateway error=%s",
                 wechaty_compat.redact(str(getattr(p, "data", p))),
             ),
-            "room-join": lambda p: self._on_room_event(session, "join", p),
-            "room-leave": lambda p: self._on_room_event(session, "leave", p),
-            "room-topic": lambda p: self._on_room_event(session, "topic", p),
+            "room-join": lambda p: self._on_room_change(session, "join", p),
+            "room-leave": lambda p: self._on_room_change(session, "leave", p),
+            "room-topic": lambda p: self._on_room_change(session, "topic", p),
         }
         for event, handler in handlers.items():
             puppet.on(event, self._guarded(session, event, handler))
@@ -628,7 +629,7 @@ class WechatyChannel:
             functools.partial(self._route, session, message_id, fetch)
         )
 
-    def _on_room_event(self, session: _Session, kind: str, payload: Any) -> None:
+    def _on_room_change(self, session: _Session, kind: str, payload: Any) -> None:
         self._intake.put_nowait(
             functools.partial(self._room_event, session, kind, payload)
         )
@@ -909,7 +910,10 @@ class WechatyChannel:
     async def _file_box(self, path: Path) -> Any:
         if not Path(path).is_file():
             raise ChannelSendError(f"image not found path={path}", retryable=False)
-        return await asyncio.to_thread(_sdk().FileBox.from_file, str(path))
+        # FileBox calls the deprecated Logger.warn while it reads the file.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return _sdk().FileBox.from_file(str(path))
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

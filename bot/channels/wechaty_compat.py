@@ -11,7 +11,8 @@ Only this module and :mod:`bot.channels.wechaty` import ``wechaty*``. Call
 * routes the SDK's loggers (each has its own stderr handler and does not
   propagate) through the app's logging, lowers them to WARNING, lowers the
   ``PuppetService`` logger to ERROR because it writes the token into a warning,
-  and redacts registered secrets from every SDK log line.
+  keeps hpack's header dumps (the token is the ``:authority`` header) below DEBUG,
+  and redacts registered secrets from every SDK and gRPC log line.
 
 :func:`reset_wechaty_globals` clears the class-level caches that outlive a bot
 instance (defect 6 in the SDK notes): run it before every new SDK instance.
@@ -52,6 +53,19 @@ SDK_LOGGER_NAMES = (
 )
 # These write the token (or whole options) into WARNING lines.
 TOKEN_LEAKING_LOGGERS = ("PuppetService",)
+# The gRPC stack below the SDK: hpack dumps every header at DEBUG, and the token
+# travels as the :authority header.
+WIRE_LOGGERS = (
+    "hpack",
+    "hpack.hpack",
+    "hpack.table",
+    "h2",
+    "grpclib",
+    "grpclib.client",
+    "grpclib.protocol",
+    "grpclib.server",
+)
+HEADER_DUMPING_LOGGERS = ("hpack", "hpack.hpack", "hpack.table")
 _VALID_WECHATY_LOG = ("silly", "verbose", "info", "warn", "error", "silent")
 
 _secrets: set[str] = set()
@@ -142,6 +156,12 @@ def tame_sdk_loggers() -> None:
         )
         if _REDACTOR not in sdk_logger.filters:
             sdk_logger.addFilter(_REDACTOR)
+    for name in WIRE_LOGGERS:
+        wire_logger = logging.getLogger(name)
+        if _REDACTOR not in wire_logger.filters:
+            wire_logger.addFilter(_REDACTOR)
+        if name in HEADER_DUMPING_LOGGERS and wire_logger.level < logging.INFO:
+            wire_logger.setLevel(logging.INFO)
 
 
 def reset_wechaty_globals() -> None:
