@@ -35,10 +35,10 @@ FALLBACK_CATEGORY = "其他"
 
 # Lists in [lists] whose words become flags on lexicon entries.
 FLAG_LISTS = (
-    "negation", "negation_skip", "solved", "handling", "future", "complaint",
+    "negation", "negation_skip", "solved", "dismiss", "handling", "future", "complaint",
     "first_person", "request", "neighbour_question", "question_words", "contrast",
     "sarcasm", "praise_negative", "praise_acts", "notice", "past", "urgent",
-    "urgent_elderly", "elderly", "time_words", "praise_roles", "places",
+    "urgent_elderly", "elderly", "time_words", "praise_roles", "places", "bot_names",
 )  # fmt: skip
 _WEAK_SELF = frozenset({"我", "我们"})
 _CLAUSE_SPLIT = re.compile(r"[,.!?;:，。！？；：~～…\s]+")
@@ -47,6 +47,9 @@ _LOCATION = re.compile(
     rf"(?:[A-Za-z]|{_NUM})\s*(?:号楼|号院|栋楼|栋|幢|号门|楼)"
     rf"(?:\s*的?\s*{_NUM}\s*(?:单元|门洞))?(?:\s*[0-9]{{3,4}}\s*(?:室|号|户)?)?"
     rf"|{_NUM}\s*(?:单元|门洞)(?:\s*[0-9]{{3,4}}\s*(?:室|号|户)?)?"
+)
+_PLACE = re.compile(
+    r"(?:[A-Z][0-9]{0,2}|[\u4e00-\u9fff]{2,4})(?:省|市|县|区|镇|乡|村|街道|小区|花园|大道|路)"
 )
 _TIME = re.compile(
     rf"{_NUM}\s*(?:点|:[0-5][0-9]|号|日|分钟|个小时|小时|天后|周后)"
@@ -146,7 +149,7 @@ class _Entry:
 
 @dataclass(slots=True)
 class _Hit:
-    pos: int  # token index
+    pos: int  # character offset in the normalised text
     word: str
     entry: _Entry
     negated: bool = False
@@ -158,6 +161,7 @@ class _Evidence:
 
     tokens: list[str]
     hits: list[_Hit]
+    text: str = ""
     trace: list[str] = field(default_factory=list)
 
     def has(self, flag: str) -> bool:
@@ -184,7 +188,7 @@ class Router:
             "petition": 4.0, "praise": 4.0, "reminder": 4.0, "addressed": 2.0,
             "topic_factor": 0.5, "topic_cap": 2.0, "question_factor": 0.55,
             "neighbour_question_factor": 0.2, "solved_penalty": 6.0,
-            "handling_penalty": 4.0, "notice_penalty": 3.0,
+            "handling_penalty": 4.0, "notice_penalty": 3.0, "place_support": 1.0,
         }  # fmt: skip
         self.thr.update(self.lexicon.thresholds)
 
@@ -192,8 +196,13 @@ class Router:
         self._prefixes = {w[:i] for w in self._entries for i in range(1, len(w) + 1)}
         self._force_split: set[str] = set()
         self._name_re = self._build_name_pattern()
+        self._not_places = frozenset(self.lexicon.lists.get("not_places", []))
         self._not_names = tuple(self.lexicon.lists.get("not_names", []))
-        self._negation_skip = frozenset(self.lexicon.lists.get("negation_skip", []))
+        self._negation_skip_chars = frozenset(
+            "".join(w for w in self.lexicon.lists.get("negation_skip", []) if len(w) == 1)
+        )
+        # Single characters that count even inside a longer token.
+        self._anywhere = frozenset(self.lexicon.lists.get("negation", []))
         self._question_end = tuple(
             sorted(self.lexicon.lists.get("question_end", []), key=len, reverse=True)
         )
@@ -296,7 +305,11 @@ class Router:
         if not text or text.startswith("/"):
             reason = "empty" if not text else "a command: handled elsewhere"
             return Classification(Intent.NONE, trace=[reason])
-        return self._decide(text, self._match(text), addressed)
+        ev = self._match(text)
+        if not addressed and ev.has("bot_names"):
+            addressed = True
+            ev.trace.append("addressed: the bot is named in the text")
+        return self._decide(text, ev, addressed)
 
     def explain(self, norm: NormalizedText, *, addressed: bool = False) -> str:
         """A readable trace of the rules that fired for one message."""
@@ -319,46 +332,63 @@ class Router:
     # --- matching -----------------------------------------------------------------
 
     def _match(self, text: str) -> _Evidence:
+        """Forward maximum matching of rule words over the text.
+
+        A word of two or more characters matches anywhere; a single character only
+        where the tokenizer cut it as a word of its own (修 in 来修, not in 修养).
+        """
         toks = self.tokens(text)
-        entries, prefixes = self._entries, self._prefixes
+        single: set[int] = set()
+        offset = 0
+        for tok in toks:
+            offset = text.find(tok, offset)
+            if offset < 0:
+                break
+            if len(tok) == 1:
+                single.add(offset)
+            offset += len(tok)
+
+        entries, prefixes, anywhere = self._entries, self._prefixes, self._anywhere
         hits: list[_Hit] = []
-        i, n = 0, len(toks)
+        i, n = 0, len(text)
         while i < n:
-            acc, best, best_end, j = "", None, i, i
-            while j < n:
-                acc += toks[j]
-                if acc not in prefixes:
+            best = None
+            k = i + 1
+            while k <= n:
+                piece = text[i:k]
+                if piece not in prefixes:
                     break
-                if acc in entries:
-                    best, best_end = acc, j
-                j += 1
+                if piece in entries and (k - i > 1 or i in single or piece in anywhere):
+                    best = piece
+                k += 1
             if best is None:
                 i += 1
                 continue
             hits.append(_Hit(i, best, entries[best]))
-            i = best_end + 1
+            i += len(best)
 
-        ev = _Evidence(toks, hits)
+        ev = _Evidence(toks, hits, text)
         self._mark_negations(ev)
         return ev
 
     def _mark_negations(self, ev: _Evidence) -> None:
-        by_pos = {h.pos: h for h in ev.hits}
-        skip = self._negation_skip
+        skip = self._negation_skip_chars
+        prev: _Hit | None = None
         for hit in ev.hits:
             e = hit.entry
-            if "negation" in e.flags or hit.word[0] in "不没别未无":
-                continue  # a negation itself, or a word that carries its own
-            if not (e.petition > 0 or e.praise > 0 or e.flags & _NEGATABLE):
-                continue
-            for p in range(hit.pos - 1, max(hit.pos - 4, -1), -1):
-                prev = by_pos.get(p)
-                if prev is not None and "negation" in prev.entry.flags:
+            negatable = e.petition > 0 or e.praise > 0 or e.flags & _NEGATABLE
+            if (
+                prev is not None
+                and negatable
+                and "negation" in prev.entry.flags
+                and "negation" not in e.flags
+                and hit.word[0] not in "不没别未无"
+            ):
+                gap = ev.text[prev.pos + len(prev.word) : hit.pos]
+                if len(gap) <= 2 and all(ch in skip for ch in gap):
                     hit.negated = True
                     ev.trace.append(f"negated: {hit.word} (by {prev.word})")
-                    break
-                if ev.tokens[p] not in skip:
-                    break
+            prev = hit
 
     # --- decision -----------------------------------------------------------------
 
@@ -371,7 +401,8 @@ class Router:
             petition += 3.0
             trace.append("urgent matter: petition +3")
 
-        petition = self._adjust_petition(text, ev, petition, problem_last)
+        best_topic = max(topics, key=topics.__getitem__) if topics else None
+        petition = self._adjust_petition(text, ev, petition, problem_last, best_topic)
         praise, targets, reason = self._score_praise(text, ev, petition)
         reminder, rem_reason = self._score_reminder(text, ev, addressed)
 
@@ -427,8 +458,12 @@ class Router:
     ) -> tuple[float, int, dict[str, float], list[str]]:
         score, last, keywords = 0.0, -1, []
         topics: dict[str, float] = {}
+        seen: set[str] = set()
         for hit in ev.hits:
             e = hit.entry
+            if hit.word in seen:
+                continue  # a word counts once, however often it is repeated
+            seen.add(hit.word)
             if hit.negated:
                 if "solved" in e.flags:
                     score += 2.0
@@ -446,6 +481,11 @@ class Router:
                 topics[cat] = topics.get(cat, 0.0) + w
                 if hit.word not in keywords:
                     keywords.append(hit.word)
+        if score > 0:
+            place = self._place(ev.text)
+            if place:
+                score += self.thr["place_support"]
+                ev.trace.append(f"petition {self.thr['place_support']:+.2f} a place is named ({place})")
         if topics:
             best = max(topics.values())
             support = min(best * self.thr["topic_factor"], self.thr["topic_cap"])
@@ -454,15 +494,16 @@ class Router:
         return score, last, topics, keywords
 
     def _adjust_petition(
-        self, text: str, ev: _Evidence, score: float, problem_last: int
+        self, text: str, ev: _Evidence, score: float, problem_last: int,
+        topics_best: str | None,
     ) -> float:
         if score <= 0:
             return score
         trace, thr = ev.trace, self.thr
 
         def follows_question(hit: _Hit) -> bool:
-            nxt = ev.tokens[hit.pos + 1 : hit.pos + 3]
-            return any(t in ("吗", "没", "没有", "?", "么", "不") for t in nxt)
+            end = hit.pos + len(hit.word)
+            return any(ch in "吗没么?不" for ch in text[end : end + 3])
 
         solved = [
             h for h in ev.words("solved")
@@ -471,6 +512,10 @@ class Router:
         if solved and max(h.pos for h in solved) > problem_last:
             score -= thr["solved_penalty"]
             trace.append(f"already solved ({solved[-1].word}): petition -{thr['solved_penalty']:.1f}")
+        dismiss = [h for h in ev.words("dismiss") if not h.negated]
+        if dismiss and not solved:
+            score -= thr["solved_penalty"]
+            trace.append(f"no longer needed ({dismiss[0].word}): petition -{thr['solved_penalty']:.1f}")
         handling = [h for h in ev.words("handling") if not h.negated]
         if handling:
             score -= thr["handling_penalty"]
@@ -479,13 +524,17 @@ class Router:
             score -= thr["notice_penalty"]
             trace.append(f"a notice to residents: petition -{thr['notice_penalty']:.1f}")
 
-        if self._is_question(text, ev):
+        question = self._question_kind(text, ev)
+        if question:
             strong_self = any(h.word not in _WEAK_SELF for h in ev.words("first_person"))
             weak_self = bool(ev.words("first_person"))
+            consult = topics_best == "办事"
             if ev.has("neighbour_question") and not strong_self:
                 score *= thr["neighbour_question_factor"]
                 trace.append("a question among neighbours: petition damped")
-            elif not (weak_self or ev.has("request") or ev.has("complaint")):
+            elif consult or ev.has("request") or ev.has("complaint"):
+                pass  # a consultation, a request or a complaint put as a question
+            elif (question == "genuine" and not strong_self) or (question == "?" and not weak_self):
                 score *= thr["question_factor"]
                 trace.append("a question, not a report: petition damped")
         return score
@@ -493,18 +542,19 @@ class Router:
     def _after_future(self, ev: _Evidence, hit: _Hit) -> bool:
         """True when a "solved" word is wished for, not done ("赶紧修好")."""
         for h in ev.hits:
-            if "future" in h.entry.flags and hit.pos - 3 <= h.pos < hit.pos:
+            if "future" in h.entry.flags and hit.pos - 6 <= h.pos < hit.pos:
                 return True
         return False
 
-    def _is_question(self, text: str, ev: _Evidence) -> bool:
-        if "?" in text or ev.has("question_words"):
-            return True
+    def _question_kind(self, text: str, ev: _Evidence) -> str:
+        """"genuine" (a question word or particle), "?" (only a question mark) or ""."""
+        if ev.has("question_words"):
+            return "genuine"
         for clause in _CLAUSE_SPLIT.split(text):
             clause = clause.rstrip("啊呀哈哦")
             if clause and clause.endswith(self._question_end):
-                return True
-        return False
+                return "genuine"
+        return "?" if "?" in text else ""
 
     def _urgent(self, ev: _Evidence) -> bool:
         if any(not h.negated for h in ev.words("urgent")):
@@ -526,6 +576,16 @@ class Router:
             "category: " + ", ".join(f"{k}={v:.1f}" for k, v in sorted(topics.items(), key=lambda kv: -kv[1]))
         )
         return best[0]
+
+    def _place(self, text: str) -> str | None:
+        """A numbered building or a named place (市, 县, 区, 镇, 村, 小区 …)."""
+        m = _LOCATION.search(text)
+        if m:
+            return m.group(0)
+        for m in _PLACE.finditer(text):
+            if m.group(0)[-2:] not in self._not_places and m.group(0)[-3:] not in self._not_places:
+                return m.group(0)
+        return None
 
     def _location(self, text: str, ev: _Evidence) -> str | None:
         m = _LOCATION.search(text)
@@ -603,9 +663,8 @@ class Router:
             return score, ""
 
         cue = positive[0]
-        cue_char = sum(len(t) for t in ev.tokens[: cue.pos])
-        times = [h for h in ev.words("time_words")]
-        time_pos = [sum(len(t) for t in ev.tokens[: h.pos]) for h in times]
+        cue_char = cue.pos
+        time_pos = [h.pos for h in ev.words("time_words")]
         time_pos += [m.start() for m in _TIME.finditer(text)]
         if not time_pos:
             score -= 2.0
