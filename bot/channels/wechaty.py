@@ -154,6 +154,16 @@ class _LRU:
         return key in self._ids
 
 
+class _PreparedFile:
+    """A FileBox already serialised: all ``message_send_file`` asks of it."""
+
+    def __init__(self, json_str: str) -> None:
+        self._json = json_str
+
+    def to_json_str(self) -> str:
+        return self._json
+
+
 class _Defaults(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
@@ -907,13 +917,14 @@ class WechatyChannel:
         """One SDK call under the configured timeout (the SDK sets none)."""
         return await asyncio.wait_for(awaitable, self._config.call_timeout_seconds)
 
-    async def _file_box(self, path: Path) -> Any:
+    async def _file_box(self, path: Path) -> _PreparedFile:
         if not Path(path).is_file():
             raise ChannelSendError(f"image not found path={path}", retryable=False)
-        # FileBox calls the deprecated Logger.warn while it reads the file.
+        # FileBox calls the deprecated Logger.warn when it reads and serialises.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            return _sdk().FileBox.from_file(str(path))
+            box = _sdk().FileBox.from_file(str(path))
+            return _PreparedFile(box.to_json_str())
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
