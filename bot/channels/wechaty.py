@@ -447,7 +447,7 @@ class WechatyChannel:
             attempt += 1
             self._reconnects += 1
             logger.warning(
-                "wechaty connection lost reason=%s reconnect_in=%.1fs attempt=%d",
+                "wechaty connection lost reason=%s reconnect_in=%gs attempt=%d",
                 reason,
                 delay,
                 attempt,
@@ -717,6 +717,8 @@ class WechatyChannel:
         if fetched is None:
             return
 
+        if session.closed and self._session is not None:
+            session = self._session  # fetched just before a reconnect
         topic = (
             await self._room_topic(session, fetched.room_id) if fetched.room_id else ""
         )
