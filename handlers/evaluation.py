@@ -161,7 +161,9 @@ def load_replay(data_dir: Path) -> list[Row]:
         for rec in _public_tsv(data_dir / "replay_real_day.labels.tsv")
     }
     rows: list[Row] = []
-    for line in (data_dir / "replay_real_day.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (
+        (data_dir / "replay_real_day.jsonl").read_text(encoding="utf-8").splitlines()
+    ):
         if not line.strip():
             continue
         msg = json.loads(line)
@@ -181,7 +183,12 @@ def predict(router: Router, rows: Sequence[Row]) -> list[Prediction]:
     out = []
     for row in rows:
         names = [BOT_NAME] if row.addressed else []
-        out.append(Prediction(row, router.classify(normalize(row.text, names), addressed=row.addressed)))
+        out.append(
+            Prediction(
+                row,
+                router.classify(normalize(row.text, names), addressed=row.addressed),
+            )
+        )
     return out
 
 
@@ -204,7 +211,9 @@ def evaluate(router: Router, rows: Sequence[Row], name: str = "") -> Report:
             continue
         precision = tp / predicted if predicted else 0.0
         recall = tp / gold if gold else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        f1 = (
+            2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        )
         report.per_intent[intent] = {
             "precision": precision, "recall": recall, "f1": f1,
             "support": gold, "predicted": predicted,
@@ -213,24 +222,46 @@ def evaluate(router: Router, rows: Sequence[Row], name: str = "") -> Report:
             f1s.append(f1)
     report.macro_f1 = sum(f1s) / len(f1s) if f1s else 0.0
 
-    cat = [p for p in preds if p.row.intent == "petition" and p.row.category and p.intent == "petition"]
+    cat = [
+        p
+        for p in preds
+        if p.row.intent == "petition" and p.row.category and p.intent == "petition"
+    ]
     report.category_n = len(cat)
     if cat:
-        report.category_accuracy = sum(p.result.category == p.row.category for p in cat) / len(cat)
-    report.trigger_rate = sum(p.intent != "none" for p in preds) / len(preds) if preds else 0.0
+        report.category_accuracy = sum(
+            p.result.category == p.row.category for p in cat
+        ) / len(cat)
+    report.trigger_rate = (
+        sum(p.intent != "none" for p in preds) / len(preds) if preds else 0.0
+    )
 
-    wrong = [p for p in preds if p.intent != p.row.intent
-             or (p.row.category and p.intent == "petition" and p.result.category != p.row.category)]
+    wrong = [
+        p
+        for p in preds
+        if p.intent != p.row.intent
+        or (
+            p.row.category
+            and p.intent == "petition"
+            and p.result.category != p.row.category
+        )
+    ]
     # Worst first: confident wrong actions, then misses with the lowest score.
-    wrong.sort(key=lambda p: (p.intent == p.row.intent, p.intent == "none", -p.result.score))
+    wrong.sort(
+        key=lambda p: (p.intent == p.row.intent, p.intent == "none", -p.result.score)
+    )
     report.errors = wrong
     return report
 
 
 def format_report(report: Report, worst: int = 10) -> str:
     """The report as the eval command prints it."""
-    lines = [f"== {report.name}: {report.n} messages ({report.n / max(report.seconds, 1e-9):.0f} msg/s)"]
-    lines.append(f"{'intent':<10}{'prec':>7}{'recall':>8}{'F1':>7}{'gold':>6}{'pred':>6}")
+    lines = [
+        f"== {report.name}: {report.n} messages ({report.n / max(report.seconds, 1e-9):.0f} msg/s)"
+    ]
+    lines.append(
+        f"{'intent':<10}{'prec':>7}{'recall':>8}{'F1':>7}{'gold':>6}{'pred':>6}"
+    )
     for intent, m in report.per_intent.items():
         lines.append(
             f"{intent:<10}{m['precision']:>7.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}"
@@ -238,22 +269,31 @@ def format_report(report: Report, worst: int = 10) -> str:
         )
     lines.append(f"macro-F1 {report.macro_f1:.3f}")
     if report.category_accuracy is not None:
-        lines.append(f"category accuracy {report.category_accuracy:.3f} "
-                     f"(on {report.category_n} petitions routed as petitions)")
+        lines.append(
+            f"category accuracy {report.category_accuracy:.3f} "
+            f"(on {report.category_n} petitions routed as petitions)"
+        )
     lines.append(f"acted on {report.trigger_rate:.2%} of messages")
     lines.append("confusion (rows gold, columns routed):")
     lines.append(" " * 10 + "".join(f"{i:>10}" for i in INTENTS))
     for gold in INTENTS:
         if sum(report.confusion[gold].values()):
-            lines.append(f"{gold:<10}" + "".join(f"{report.confusion[gold][i]:>10}" for i in INTENTS))
+            lines.append(
+                f"{gold:<10}"
+                + "".join(f"{report.confusion[gold][i]:>10}" for i in INTENTS)
+            )
     if worst and report.errors:
-        lines.append(f"worst misrouted ({min(worst, len(report.errors))} of {len(report.errors)}):")
+        lines.append(
+            f"worst misrouted ({min(worst, len(report.errors))} of {len(report.errors)}):"
+        )
         for p in report.errors[:worst]:
             r = p.result
             gold = p.row.intent + (f"/{p.row.category}" if p.row.category else "")
             got = p.intent + (f"/{r.category}" if p.intent == "petition" else "")
-            lines.append(f"  {p.row.id} gold={gold} got={got} score={r.score:.1f} "
-                         f"kw={','.join(r.keywords[:5])} | {p.row.text[:60]}")
+            lines.append(
+                f"  {p.row.id} gold={gold} got={got} score={r.score:.1f} "
+                f"kw={','.join(r.keywords[:5])} | {p.row.text[:60]}"
+            )
     return "\n".join(lines)
 
 
@@ -275,11 +315,15 @@ class PublicFigures:
 
 def public_figures(router: Router, data_dir: Path) -> PublicFigures:
     """Chit-chat trigger rate, petition recall on titles, and the replay day."""
-    chit = evaluate(router, load_chitchat(data_dir), "chitchat_negatives.tsv (all none)")
+    chit = evaluate(
+        router, load_chitchat(data_dir), "chitchat_negatives.tsv (all none)"
+    )
     gov = {name: evaluate(router, rows, f"{name} titles (all petitions)")
            for name, rows in load_gov_titles(data_dir).items()}  # fmt: skip
     gov_n = sum(r.n for r in gov.values())
-    gov_all = sum(r.recall("petition") * r.n for r in gov.values()) / gov_n if gov_n else 0.0
+    gov_all = (
+        sum(r.recall("petition") * r.n for r in gov.values()) / gov_n if gov_n else 0.0
+    )
     replay_rows = load_replay(data_dir)
     replay = evaluate(router, replay_rows, "replay_real_day.jsonl")
     casual = [row for row in replay_rows if row.intent == "none"]
@@ -311,15 +355,21 @@ def format_public(fig: PublicFigures) -> str:
         return "ok" if ok else "MISSED"
 
     lines = ["== public data (../shared/data)"]
-    lines.append(f"chitchat_negatives: {fig.chitchat_trigger_rate:.2%} of {fig.chitchat_n} trigger "
-                 f"(target <= {TARGET_TRIGGER_RATE:.0%}) {mark(fig.chitchat_trigger_rate <= TARGET_TRIGGER_RATE)}")
+    lines.append(
+        f"chitchat_negatives: {fig.chitchat_trigger_rate:.2%} of {fig.chitchat_n} trigger "
+        f"(target <= {TARGET_TRIGGER_RATE:.0%}) {mark(fig.chitchat_trigger_rate <= TARGET_TRIGGER_RATE)}"
+    )
     for name, recall in fig.gov_recall.items():
         lines.append(f"{name}: petition recall {recall:.2%}")
-    lines.append(f"gov titles, all {fig.gov_n}: petition recall {fig.gov_recall_all:.2%} "
-                 f"(target >= {TARGET_PETITION_RECALL:.0%}) {mark(fig.gov_recall_all >= TARGET_PETITION_RECALL)}")
-    lines.append(f"replay day ({fig.replay_n}): petition recall {fig.replay_petition_recall:.2%} "
-                 f"{mark(fig.replay_petition_recall >= TARGET_PETITION_RECALL)}, casual trigger rate "
-                 f"{fig.replay_trigger_rate:.2%} {mark(fig.replay_trigger_rate <= TARGET_TRIGGER_RATE)}")
+    lines.append(
+        f"gov titles, all {fig.gov_n}: petition recall {fig.gov_recall_all:.2%} "
+        f"(target >= {TARGET_PETITION_RECALL:.0%}) {mark(fig.gov_recall_all >= TARGET_PETITION_RECALL)}"
+    )
+    lines.append(
+        f"replay day ({fig.replay_n}): petition recall {fig.replay_petition_recall:.2%} "
+        f"{mark(fig.replay_petition_recall >= TARGET_PETITION_RECALL)}, casual trigger rate "
+        f"{fig.replay_trigger_rate:.2%} {mark(fig.replay_trigger_rate <= TARGET_TRIGGER_RATE)}"
+    )
     return "\n".join(lines)
 
 
@@ -328,8 +378,11 @@ def format_public(fig: PublicFigures) -> str:
 
 def _router(config: Config, lexicon: str | None) -> Router:
     categories = [c.name for c in (config.categories or DEFAULT_CATEGORIES)]
-    return Router(Path(lexicon) if lexicon else None, cache_dir=config.data_dir / "cache",
-                  categories=categories)
+    return Router(
+        Path(lexicon) if lexicon else None,
+        cache_dir=config.data_dir / "cache",
+        categories=categories,
+    )
 
 
 def _config() -> Config:
@@ -338,14 +391,26 @@ def _config() -> Config:
 
 def main_eval(argv: list[str]) -> int:
     """``weizhili eval FILE [--public] [--split test] [--worst N]``."""
-    parser = argparse.ArgumentParser(prog="weizhili eval", description="measure the router")
-    parser.add_argument("file", nargs="?", help="labelled TSV: id, text, intent[, category]")
+    parser = argparse.ArgumentParser(
+        prog="weizhili eval", description="measure the router"
+    )
+    parser.add_argument(
+        "file", nargs="?", help="labelled TSV: id, text, intent[, category]"
+    )
     parser.add_argument("--split", help="only rows of this split (dev or test)")
-    parser.add_argument("--worst", type=int, default=10, help="misrouted examples to show")
-    parser.add_argument("--public", action="store_true", help="also measure ../shared/data")
-    parser.add_argument("--data", help="folder of the public data (default ../shared/data)")
+    parser.add_argument(
+        "--worst", type=int, default=10, help="misrouted examples to show"
+    )
+    parser.add_argument(
+        "--public", action="store_true", help="also measure ../shared/data"
+    )
+    parser.add_argument(
+        "--data", help="folder of the public data (default ../shared/data)"
+    )
     parser.add_argument("--lexicon", help="a community lexicon folder")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when a target is missed"
+    )
     args = parser.parse_args(argv)
     if not args.file and not args.public:
         parser.error("give a FILE, --public, or both")
@@ -357,12 +422,18 @@ def main_eval(argv: list[str]) -> int:
         if not path.is_file():
             print(f"找不到文件 / no such file: {path}", file=sys.stderr)
             return 2
-        report = evaluate(router, load_tsv(path, args.split), f"{path.name}"
-                          + (f" split={args.split}" if args.split else ""))
+        report = evaluate(
+            router,
+            load_tsv(path, args.split),
+            f"{path.name}" + (f" split={args.split}" if args.split else ""),
+        )
         print(format_report(report, args.worst))
         if report.macro_f1 < TARGET_MACRO_F1:
             missed.append("macro-F1")
-        if report.category_accuracy is not None and report.category_accuracy < TARGET_CATEGORY_ACCURACY:
+        if (
+            report.category_accuracy is not None
+            and report.category_accuracy < TARGET_CATEGORY_ACCURACY
+        ):
             missed.append("category accuracy")
     if args.public:
         data = Path(args.data) if args.data else public_data_dir()
@@ -416,13 +487,22 @@ def _read_messages(args: argparse.Namespace) -> Iterable[str]:
 
 def main_classify(argv: list[str]) -> int:
     """``weizhili classify [--explain] [--tsv FILE --column text]``: one JSON per message."""
-    parser = argparse.ArgumentParser(prog="weizhili classify",
-                                     description="route messages (one per line on stdin)")
-    parser.add_argument("--explain", action="store_true", help="print which rules decided")
+    parser = argparse.ArgumentParser(
+        prog="weizhili classify", description="route messages (one per line on stdin)"
+    )
+    parser.add_argument(
+        "--explain", action="store_true", help="print which rules decided"
+    )
     parser.add_argument("--tsv", help="read messages from a TSV file")
-    parser.add_argument("--column", default="text", help="the TSV column (default: text)")
-    parser.add_argument("--addressed", action="store_true", help="as if sent to the bot")
-    parser.add_argument("--now", help="reference time for reminders (ISO; default: now)")
+    parser.add_argument(
+        "--column", default="text", help="the TSV column (default: text)"
+    )
+    parser.add_argument(
+        "--addressed", action="store_true", help="as if sent to the bot"
+    )
+    parser.add_argument(
+        "--now", help="reference time for reminders (ISO; default: now)"
+    )
     parser.add_argument("--lexicon", help="a community lexicon folder")
     args = parser.parse_args(argv)
 
@@ -452,7 +532,9 @@ def main_classify(argv: list[str]) -> int:
             "reason": result.reason,
             "location": result.location,
             "keywords": result.keywords,
-            "time": _parse_time(norm.text, now, tz) if result.intent is Intent.REMINDER else None,
+            "time": _parse_time(norm.text, now, tz)
+            if result.intent is Intent.REMINDER
+            else None,
             "text": norm.text,
         }
         print(json.dumps(out, ensure_ascii=False))

@@ -83,7 +83,9 @@ def _weights(table: Any, where: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for word, weight in table.items():
         if isinstance(weight, bool) or not isinstance(weight, int | float):
-            raise LexiconError(f"{where}.{word}: weight must be a number, not {weight!r}")
+            raise LexiconError(
+                f"{where}.{word}: weight must be a number, not {weight!r}"
+            )
         out[str(word).strip()] = float(weight)
     return out
 
@@ -94,12 +96,16 @@ def _merge_rules(lex: Lexicon, path: Path) -> None:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise LexiconError(f"{path}: {exc}") from exc
 
-    for key, value in _weights(data.get("thresholds", {}), f"{path}: thresholds").items():
+    for key, value in _weights(
+        data.get("thresholds", {}), f"{path}: thresholds"
+    ).items():
         lex.thresholds[key] = value
     for name in ("petition", "praise", "reminder"):
         getattr(lex, name).update(_weights(data.get(name, {}), f"{path}: {name}"))
     for cat, table in data.get("category", {}).items():
-        lex.categories.setdefault(cat, {}).update(_weights(table, f"{path}: category.{cat}"))
+        lex.categories.setdefault(cat, {}).update(
+            _weights(table, f"{path}: category.{cat}")
+        )
 
     for name, words in data.get("lists", {}).items():
         if isinstance(words, str):
@@ -113,7 +119,9 @@ def _merge_rules(lex: Lexicon, path: Path) -> None:
     lex.join.extend(str(w) for w in seg.get("join", []))
     for pair in seg.get("split", []):
         if not isinstance(pair, list) or len(pair) < 2:
-            raise LexiconError(f"{path}: segmentation.split: {pair!r} is not a list of parts")
+            raise LexiconError(
+                f"{path}: segmentation.split: {pair!r} is not a list of parts"
+            )
         lex.split.append(tuple(str(p) for p in pair))
 
     for word in data.get("remove", {}).get("words", []):
@@ -199,7 +207,9 @@ class Router:
         self._not_places = frozenset(self.lexicon.lists.get("not_places", []))
         self._not_names = tuple(self.lexicon.lists.get("not_names", []))
         self._negation_skip_chars = frozenset(
-            "".join(w for w in self.lexicon.lists.get("negation_skip", []) if len(w) == 1)
+            "".join(
+                w for w in self.lexicon.lists.get("negation_skip", []) if len(w) == 1
+            )
         )
         # Single characters that count even inside a longer token.
         self._anywhere = frozenset(self.lexicon.lists.get("negation", []))
@@ -264,10 +274,6 @@ class Router:
 
         for path in self.lexicon.userdicts:
             self._tok.load_userdict(str(path))
-        # Every rule word is a dictionary word too, so it comes out as one token.
-        for word in sorted(self._entries):
-            if len(word) > 1 and not self._tok.FREQ.get(word):
-                self._tok.add_word(word)
 
         # suggest_freq with tune=True (B05); its HMM force-split set is global in
         # jieba, so the split words are kept here and the global set is restored.
@@ -299,7 +305,9 @@ class Router:
                 out.append(tok)
         return out
 
-    def classify(self, norm: NormalizedText, *, addressed: bool = False) -> Classification:
+    def classify(
+        self, norm: NormalizedText, *, addressed: bool = False
+    ) -> Classification:
         """Decide the intent of one normalised message."""
         text = norm.text
         if not text or text.startswith("/"):
@@ -403,7 +411,7 @@ class Router:
 
         best_topic = max(topics, key=topics.__getitem__) if topics else None
         petition = self._adjust_petition(text, ev, petition, problem_last, best_topic)
-        praise, targets, reason = self._score_praise(text, ev, petition)
+        praise, targets, reason, for_help = self._score_praise(text, ev, petition)
         reminder, rem_reason = self._score_reminder(text, ev, addressed)
 
         scores = {
@@ -414,8 +422,14 @@ class Router:
         trace.append(
             "scores: " + " ".join(f"{k.value}={v:.2f}" for k, v in scores.items())
         )
-        intent, score = self._pick(scores)
-        bar = thr["addressed"] if addressed else thr[intent.value] if intent != Intent.NONE else 0
+        intent, score = self._pick(scores, for_help)
+        bar = (
+            thr["addressed"]
+            if addressed
+            else thr[intent.value]
+            if intent != Intent.NONE
+            else 0
+        )
         if intent == Intent.NONE or score < min(thr["addressed"], bar):
             trace.append("decision: none (no intent reached the bar)")
             return Classification(Intent.NONE, score=max(score, 0.0), trace=trace)
@@ -433,21 +447,25 @@ class Router:
             result.location = self._location(text, ev)
         elif intent == Intent.PRAISE:
             result.targets, result.reason = targets, reason
-            result.keywords = [h.word for h in ev.hits if h.entry.praise > 0 and not h.negated]
+            result.keywords = [
+                h.word for h in ev.hits if h.entry.praise > 0 and not h.negated
+            ]
             result.location = self._location(text, ev)
         else:
             result.reason = rem_reason
             result.keywords = [h.word for h in ev.hits if h.entry.reminder > 0]
         return result
 
-    def _pick(self, scores: dict[Intent, float]) -> tuple[Intent, float]:
+    def _pick(
+        self, scores: dict[Intent, float], for_help: bool
+    ) -> tuple[Intent, float]:
         petition, praise, reminder = (
             scores[Intent.PETITION], scores[Intent.PRAISE], scores[Intent.REMINDER]
         )  # fmt: skip
         # A reminder request names its own task; it wins unless the problem is louder.
         if reminder > 0 and reminder >= petition - 1.0 and reminder >= praise:
             return Intent.REMINDER, reminder
-        if praise > 0 and praise >= petition:
+        if praise > 0 and (praise >= petition or for_help):
             return Intent.PRAISE, praise
         if petition > 0:
             return Intent.PETITION, petition
@@ -485,7 +503,9 @@ class Router:
             place = self._place(ev.text)
             if place:
                 score += self.thr["place_support"]
-                ev.trace.append(f"petition {self.thr['place_support']:+.2f} a place is named ({place})")
+                ev.trace.append(
+                    f"petition {self.thr['place_support']:+.2f} a place is named ({place})"
+                )
         if topics:
             best = max(topics.values())
             support = min(best * self.thr["topic_factor"], self.thr["topic_cap"])
@@ -494,7 +514,11 @@ class Router:
         return score, last, topics, keywords
 
     def _adjust_petition(
-        self, text: str, ev: _Evidence, score: float, problem_last: int,
+        self,
+        text: str,
+        ev: _Evidence,
+        score: float,
+        problem_last: int,
         topics_best: str | None,
     ) -> float:
         if score <= 0:
@@ -509,24 +533,35 @@ class Router:
             h for h in ev.words("solved")
             if not h.negated and not follows_question(h) and not self._after_future(ev, h)
         ]  # fmt: skip
-        if solved and max(h.pos for h in solved) > problem_last:
+        closed = bool(solved) and max(h.pos for h in solved) > problem_last
+        if closed:
             score -= thr["solved_penalty"]
-            trace.append(f"already solved ({solved[-1].word}): petition -{thr['solved_penalty']:.1f}")
+            trace.append(
+                f"already solved ({solved[-1].word}): petition -{thr['solved_penalty']:.1f}"
+            )
         dismiss = [h for h in ev.words("dismiss") if not h.negated]
-        if dismiss and not solved:
+        if dismiss and not closed:
             score -= thr["solved_penalty"]
-            trace.append(f"no longer needed ({dismiss[0].word}): petition -{thr['solved_penalty']:.1f}")
+            trace.append(
+                f"no longer needed ({dismiss[0].word}): petition -{thr['solved_penalty']:.1f}"
+            )
         handling = [h for h in ev.words("handling") if not h.negated]
         if handling:
             score -= thr["handling_penalty"]
-            trace.append(f"staff handling it ({handling[0].word}): petition -{thr['handling_penalty']:.1f}")
+            trace.append(
+                f"staff handling it ({handling[0].word}): petition -{thr['handling_penalty']:.1f}"
+            )
         if ev.has("notice"):
             score -= thr["notice_penalty"]
-            trace.append(f"a notice to residents: petition -{thr['notice_penalty']:.1f}")
+            trace.append(
+                f"a notice to residents: petition -{thr['notice_penalty']:.1f}"
+            )
 
         question = self._question_kind(text, ev)
         if question:
-            strong_self = any(h.word not in _WEAK_SELF for h in ev.words("first_person"))
+            strong_self = any(
+                h.word not in _WEAK_SELF for h in ev.words("first_person")
+            )
             weak_self = bool(ev.words("first_person"))
             consult = topics_best == "办事"
             if ev.has("neighbour_question") and not strong_self:
@@ -534,7 +569,9 @@ class Router:
                 trace.append("a question among neighbours: petition damped")
             elif consult or ev.has("request") or ev.has("complaint"):
                 pass  # a consultation, a request or a complaint put as a question
-            elif (question == "genuine" and not strong_self) or (question == "?" and not weak_self):
+            elif (question == "genuine" and not strong_self) or (
+                question == "?" and not weak_self
+            ):
                 score *= thr["question_factor"]
                 trace.append("a question, not a report: petition damped")
         return score
@@ -547,7 +584,7 @@ class Router:
         return False
 
     def _question_kind(self, text: str, ev: _Evidence) -> str:
-        """"genuine" (a question word or particle), "?" (only a question mark) or ""."""
+        """ "genuine" (a question word or particle), "?" (only a question mark) or ""."""
         if ev.has("question_words"):
             return "genuine"
         for clause in _CLAUSE_SPLIT.split(text):
@@ -569,11 +606,20 @@ class Router:
     def _category(self, topics: dict[str, float], trace: list[str]) -> str:
         if not topics:
             trace.append(f"category: {FALLBACK_CATEGORY} (no topic word)")
-            return FALLBACK_CATEGORY if FALLBACK_CATEGORY in self.categories else self.categories[-1]
+            return (
+                FALLBACK_CATEGORY
+                if FALLBACK_CATEGORY in self.categories
+                else self.categories[-1]
+            )
         # Ties go to the earlier category in the configured order.
-        best = max(topics.items(), key=lambda kv: (kv[1], -self.categories.index(kv[0])))
+        best = max(
+            topics.items(), key=lambda kv: (kv[1], -self.categories.index(kv[0]))
+        )
         trace.append(
-            "category: " + ", ".join(f"{k}={v:.1f}" for k, v in sorted(topics.items(), key=lambda kv: -kv[1]))
+            "category: "
+            + ", ".join(
+                f"{k}={v:.1f}" for k, v in sorted(topics.items(), key=lambda kv: -kv[1])
+            )
         )
         return best[0]
 
@@ -583,7 +629,10 @@ class Router:
         if m:
             return m.group(0)
         for m in _PLACE.finditer(text):
-            if m.group(0)[-2:] not in self._not_places and m.group(0)[-3:] not in self._not_places:
+            if (
+                m.group(0)[-2:] not in self._not_places
+                and m.group(0)[-3:] not in self._not_places
+            ):
                 return m.group(0)
         return None
 
@@ -598,13 +647,15 @@ class Router:
 
     def _score_praise(
         self, text: str, ev: _Evidence, petition: float
-    ) -> tuple[float, list[str], str]:
+    ) -> tuple[float, list[str], str, bool]:
         cues = [h for h in ev.hits if h.entry.praise > 0 and not h.negated]
         if not cues:
-            return 0.0, [], ""
+            return 0.0, [], "", False
         trace = ev.trace
         score = sum(h.entry.praise for h in cues)
-        trace.append("praise " + " ".join(f"+{h.entry.praise:.1f} {h.word}" for h in cues))
+        trace.append(
+            "praise " + " ".join(f"+{h.entry.praise:.1f} {h.word}" for h in cues)
+        )
 
         targets = self._targets(text)
         if targets:
@@ -616,15 +667,31 @@ class Router:
         negative = ev.words("praise_negative")
         if negative:
             score -= 4.0
-            trace.append(f"praise -4.00 thanks that are not praise ({negative[0].word})")
+            trace.append(
+                f"praise -4.00 thanks that are not praise ({negative[0].word})"
+            )
         if petition >= self.thr["petition"] - 1 and ev.has("sarcasm"):
             trace.append("praise cancelled: thanks next to a complaint (sarcasm)")
-            return 0.0, targets, ""
+            return 0.0, targets, "", False
         if not targets:
-            score = min(score, self.thr["praise"] - 0.5)
+            # Praise needs somebody to praise; thanks to the bot or to nobody is none.
+            score = min(score, self.thr["addressed"] - 0.5)
             trace.append("praise capped: nobody named")
+        # A named helper, a deed and the thanks itself: the trouble told is the
+        # story of the help, unless a "but" brings the complaint back after it.
+        last_cue = max(h.pos for h in cues)
+        contrast_after = any(h.pos > last_cue for h in ev.words("contrast"))
+        for_help = bool(
+            targets
+            and ev.has("praise_acts")
+            and score >= self.thr["praise"]
+            and not contrast_after
+            and not negative
+        )
+        if for_help:
+            trace.append("praise: thanks for help received outweighs the trouble told")
         reason = self._praise_reason(text, cues, targets)
-        return score, targets, reason
+        return score, targets, reason, for_help
 
     def _targets(self, text: str) -> list[str]:
         found: list[str] = []
@@ -633,7 +700,11 @@ class Router:
             name = m.group(0)
             if any(text.startswith(x, m.start()) for x in not_names):
                 continue
-            if name[0] == "谢" and text[m.start() - 1 : m.start()] in ("谢", "感", "多"):
+            if name[0] == "谢" and text[m.start() - 1 : m.start()] in (
+                "谢",
+                "感",
+                "多",
+            ):
                 continue  # the thanks itself, as in 谢谢师傅
             if name not in found and not any(name in f for f in found):
                 found.append(name)
@@ -641,7 +712,9 @@ class Router:
 
     def _praise_reason(self, text: str, cues: list[_Hit], targets: list[str]) -> str:
         reason = _LOCATION.sub(" ", text)
-        for word in sorted({h.word for h in cues} | set(targets), key=len, reverse=True):
+        for word in sorted(
+            {h.word for h in cues} | set(targets), key=len, reverse=True
+        ):
             reason = reason.replace(word, " ")
         reason = re.sub(r"^[\s,，。!！@的给为了向和跟]+|[\s,，。!！~～@]+$", "", reason)
         reason = re.sub(r"\s+", " ", reason)
@@ -657,7 +730,9 @@ class Router:
             return 0.0, ""
         trace = ev.trace
         score = sum(h.entry.reminder for h in cues)
-        trace.append("reminder " + " ".join(f"{h.entry.reminder:+.1f} {h.word}" for h in cues))
+        trace.append(
+            "reminder " + " ".join(f"{h.entry.reminder:+.1f} {h.word}" for h in cues)
+        )
         positive = [h for h in cues if h.entry.reminder > 0]
         if not positive:
             return score, ""
@@ -681,6 +756,9 @@ class Router:
         if ev.has("notice") and not addressed:
             score -= 2.0
             trace.append("reminder -2.00 a notice, not a request")
+        if not addressed and max(h.entry.reminder for h in positive) < 2.5:
+            score = min(score, self.thr["reminder"] - 0.5)
+            trace.append("reminder capped: only a weak cue (叫我) in a group")
         reason = text[cue_char + len(cue.word) :].strip(" ,，。!！:：")
         return score, reason[:80]
 
