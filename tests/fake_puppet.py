@@ -24,7 +24,8 @@ In-process use (pytest)::
 Other helpers: ``emit(event_type, payload)`` sends any event (type as an int or an
 ``EventType``; payload a dict turned into the JSON string the client reads),
 ``redeliver(message_id)``, ``join``/``leave`` for room membership, ``send_delay``
-to stall sends, ``sent_files`` for files sent (conversation id, FileBox JSON).
+to stall sends, ``fail_payloads`` to make the next N ``MessagePayload`` calls fail
+with UNAVAILABLE, ``sent_files`` for files sent (conversation id, FileBox JSON).
 
 Subprocess use (for kill -9 and for end-to-end runs of ``weizhili run``)::
 
@@ -182,6 +183,7 @@ class FakePuppetServer:
         self.answer_dongs = True
         self.logged_in = True
         self.send_delay = 0.0
+        self.fail_payloads = 0  # the next N MessagePayload calls answer UNAVAILABLE
         self.sent: list[tuple[str, str, tuple[str, ...]]] = []
         self.sent_files: list[tuple[str, dict[str, Any]]] = []
         self.calls: list[str] = []
@@ -516,6 +518,9 @@ class FakePuppetServer:
     async def _message_payload(
         self, request: pb.MessagePayloadRequest
     ) -> pb.MessagePayloadResponse:
+        if self.fail_payloads > 0:
+            self.fail_payloads -= 1
+            raise GRPCError(Status.UNAVAILABLE, "payload store busy")
         message = self.world.messages.get(request.id)
         if message is None:
             raise GRPCError(Status.NOT_FOUND, f"no message {request.id}")

@@ -236,6 +236,24 @@ async def test_two_rooms_interleaved_keep_order_within_each_room(server, make_ch
     assert [t for r, t in done if r == ROOM2] == [f"b-{n}" for n in range(8)]
 
 
+async def test_message_whose_payload_failed_is_fetched_again(server, make_channel):
+    _channel, inbox = await make_channel(server.endpoint)
+    server.fail_payloads = 2
+    mid = server.inject_room_text(ROOM1, "wxid_alice", "水管爆了")
+    await inbox.wait_for(mid)
+    await barrier(server, inbox)
+    assert inbox.ids().count(mid) == 1
+    assert server.calls.count("MessagePayload") >= 3
+
+
+async def test_message_unknown_to_the_gateway_is_not_retried(server, make_channel):
+    _channel, inbox = await make_channel(server.endpoint)
+    server.redeliver("msg-that-does-not-exist")
+    await barrier(server, inbox)
+    await barrier(server, inbox)
+    assert server.calls.count("MessagePayload") == 3  # the ghost once, two barriers
+
+
 async def test_private_message_is_delivered_without_room(server, make_channel):
     _channel, inbox = await make_channel(server.endpoint)
     mid = server.inject_private_text("wxid_bob", "/受理 12")

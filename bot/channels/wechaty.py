@@ -79,6 +79,8 @@ WIRE_MESSAGE_TYPES = {
 }
 WIRE_TEXT = 7
 DEDUPE_SIZE = 10_000
+FETCH_RETRIES = 3  # a message whose payload could not be read is tried again
+GIVE_UP_STATUSES = ("NOT_FOUND", "INVALID_ARGUMENT", "PERMISSION_DENIED")
 FETCH_CONCURRENCY = 8
 
 RoomEventHandler = Callable[[str, str, list[tuple[str, str]]], Awaitable[None] | None]
@@ -313,6 +315,8 @@ class WechatyChannel:
         self._room_workers: dict[str, asyncio.Task[None]] = {}
         self._fetch_limit = asyncio.Semaphore(FETCH_CONCURRENCY)
         self._background: set[asyncio.Task[Any]] = set()
+        self._retries: dict[str, int] = {}
+        self._connected = asyncio.Event()
 
     # --- the ChatChannel protocol ----------------------------------------------------
 
@@ -554,6 +558,10 @@ class WechatyChannel:
             "reconnects": self._reconnects,
             "last_error": self._last_error,
         }
+        if connected:
+            self._connected.set()
+        else:
+            self._connected.clear()
         if connected == self._health.connected and self._health.since is not None:
             self._health.detail = detail
             return
@@ -700,20 +708,49 @@ class WechatyChannel:
                 mention_names=tuple(mention_names),
             )
 
+    def _retry_later(self, message_id: str, error: Exception) -> None:
+        status = getattr(getattr(error, "status", None), "name", "")
+        attempts = self._retries.get(message_id, 0) + 1
+        if status in GIVE_UP_STATUSES or attempts > FETCH_RETRIES or self._stopping:
+            self._retries.pop(message_id, None)
+            logger.warning(
+                "wechaty message dropped id=%s status=%s", message_id, status
+            )
+            return
+        if len(self._retries) >= DEDUPE_SIZE:
+            self._retries.pop(next(iter(self._retries)))
+        self._retries[message_id] = attempts
+        self._spawn(self._refetch(message_id, attempts))
+
+    async def _refetch(self, message_id: str, attempts: int) -> None:
+        delays = self._config.backoff_seconds
+        await asyncio.sleep(delays[min(attempts - 1, len(delays) - 1)])
+        await self._connected.wait()
+        session = self._session
+        if session is None or session.closed or message_id in self._seen:
+            return
+        logger.info(
+            "wechaty message payload retry id=%s attempt=%d", message_id, attempts
+        )
+        self._on_message(session, SimpleNamespace(message_id=message_id))
+
     async def _route(
         self, session: _Session, message_id: str, fetch: asyncio.Task[_Fetched | None]
     ) -> None:
         try:
             fetched = await fetch
         except Exception as exc:
-            # Forget the id so a redelivery gets another chance.
+            # Forget the id so a redelivery gets another chance, and ask again
+            # ourselves once connected: the gateway may still have the message.
             self._seen.discard(message_id)
             logger.warning(
                 "wechaty message payload failed id=%s error=%s",
                 message_id,
                 type(exc).__name__,
             )
+            self._retry_later(message_id, exc)
             return
+        self._retries.pop(message_id, None)
         if fetched is None:
             return
 
