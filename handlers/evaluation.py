@@ -389,6 +389,11 @@ def _config() -> Config:
     return load_config(os.environ.get("WEIZHILI_CONFIG") or None)
 
 
+def _own_args(argv: list[str]) -> list[str]:
+    """Drop the ``--`` a caller may need to pass options through a parent parser."""
+    return argv[1:] if argv[:1] == ["--"] else argv
+
+
 def main_eval(argv: list[str]) -> int:
     """``weizhili eval FILE [--public] [--split test] [--worst N]``."""
     parser = argparse.ArgumentParser(
@@ -411,7 +416,7 @@ def main_eval(argv: list[str]) -> int:
     parser.add_argument(
         "--check", action="store_true", help="exit 1 when a target is missed"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_own_args(argv))
     if not args.file and not args.public:
         parser.error("give a FILE, --public, or both")
 
@@ -504,7 +509,7 @@ def main_classify(argv: list[str]) -> int:
         "--now", help="reference time for reminders (ISO; default: now)"
     )
     parser.add_argument("--lexicon", help="a community lexicon folder")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_own_args(argv))
 
     config = _config()
     tz = config.tz
