@@ -153,24 +153,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _split_external(argv: list[str]) -> tuple[list[str], str, list[str]] | None:
+    """``[global options] NAME rest…`` for an external sub-command, passed on untouched."""
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):
+        index += 1 if "=" in argv[index] or argv[index] in ("-h", "--help") else 2
+    if index < len(argv) and argv[index] in EXTERNAL:
+        return argv[:index], argv[index], argv[index + 1 :]
+    return None
+
+
+def _run_external(name: str, rest: list[str], config: str | None) -> int:
+    module_name, func_name = EXTERNAL[name].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith(module_name.split(".")[0]):
+            print(f"weizhili {name}: not available in this build", file=sys.stderr)
+            return 2
+        raise
+    if config:
+        os.environ["WEIZHILI_CONFIG"] = config
+    return int(getattr(module, func_name)(rest) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
     try:
-        if getattr(args, "external", None):
-            module_name, func_name = EXTERNAL[args.external].split(":")
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError:
-                print(f"weizhili {args.external}: not available in this build", file=sys.stderr)
-                return 2
-            if args.config:
-                os.environ["WEIZHILI_CONFIG"] = args.config
-            return int(getattr(module, func_name)(args.rest) or 0)
+        external = _split_external(argv)
+        if external is not None:
+            options, name, rest = external
+            args = parser.parse_args(options)
+            return _run_external(name, rest, args.config)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print("配置有误 / configuration errors:", file=sys.stderr)
