@@ -20,3 +20,16 @@ def install(services: Services) -> None:
     from handlers import notices
 
     services.extras["tick_jobs"].append(notices.chase_rollcalls)
+
+    from handlers import followup
+    from schedules import deadlines, digests
+
+    services.extras["tick_jobs"] += [deadlines.check_deadlines, followup.run_followups]
+    schedules = services.config.schedules
+    services.extras["clock_jobs"]["digest"] = digests.nightly_digest
+    services.extras["clock_specs"]["digest"] = dict(hour=schedules.digest.hour,
+                                                    minute=schedules.digest.minute)
+    services.extras["clock_jobs"]["morning"] = digests.morning_list
+    services.extras["clock_specs"]["morning"] = dict(hour=schedules.morning.hour,
+                                                     minute=schedules.morning.minute)
+    services.extras["catch_up_jobs"]["petition_digests"] = digests.catch_up

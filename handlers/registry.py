@@ -11,19 +11,21 @@ from handlers.intents import Intent
 @lru_cache(maxsize=1)
 def commands() -> CommandTable:
     """Every command, in the order ``/帮助`` lists them."""
-    from handlers import notices, reminders
+    from handlers import notices, reminders, stats
     from handlers.commands import general, petitions
     from handlers.commands import praise as praise_commands
 
-    return CommandTable([general.router, petitions.router, reminders.router, notices.router,
-                         praise_commands.router])
+    return CommandTable([general.router, petitions.router, stats.router, reminders.router,
+                         notices.router, praise_commands.router])
 
 
 def context_handlers() -> list:  # type: ignore[type-arg]
     """Handlers for answers to the bot's own questions (回访, +1, 收到), tried before routing."""
-    from handlers import notices, praise
+    from handlers import followup, notices, praise
+    from handlers.commands import petitions as petition_commands
 
-    return [notices.record_answer, praise.handle_plus_one]
+    return [notices.record_answer, praise.handle_plus_one, followup.read_answer,
+            petition_commands.status_question]
 
 
 def intent_handlers() -> dict:  # type: ignore[type-arg]

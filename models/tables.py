@@ -108,6 +108,9 @@ class Petition(Base):
     duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     escalation: Mapped[int] = mapped_column(Integer, default=0)  # 0 none, 1 nudged, 2 gm, 3 居委会
+    # The deadline being watched now (response, then same-day); escalation counts for it.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    due_kind: Mapped[str] = mapped_column(String(16), default="")  # response | resolve
     followers: Mapped[list[str]] = mapped_column(JSON, default=list)  # 同问 +1 ids
 
     events: Mapped[list[PetitionEvent]] = relationship(
