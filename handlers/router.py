@@ -499,7 +499,7 @@ class Router:
                 topics[cat] = topics.get(cat, 0.0) + w
                 if hit.word not in keywords:
                     keywords.append(hit.word)
-        if score > 0:
+        if score > 0 or topics:
             place = self._place(ev.text)
             if place:
                 score += self.thr["place_support"]
