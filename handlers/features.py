@@ -33,3 +33,7 @@ def install(services: Services) -> None:
     services.extras["clock_specs"]["morning"] = dict(hour=schedules.morning.hour,
                                                      minute=schedules.morning.minute)
     services.extras["catch_up_jobs"]["petition_digests"] = digests.catch_up
+
+    from bot.web import dashboard
+
+    services.extras["web_mounts"].append(dashboard.mount)

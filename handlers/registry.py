@@ -11,12 +11,13 @@ from handlers.intents import Intent
 @lru_cache(maxsize=1)
 def commands() -> CommandTable:
     """Every command, in the order ``/帮助`` lists them."""
+    from bot.web import auth as web_auth
     from handlers import notices, reminders, stats
     from handlers.commands import general, petitions
     from handlers.commands import praise as praise_commands
 
     return CommandTable([general.router, petitions.router, stats.router, reminders.router,
-                         notices.router, praise_commands.router])
+                         notices.router, praise_commands.router, web_auth.router])
 
 
 def context_handlers() -> list:  # type: ignore[type-arg]

@@ -1,0 +1,570 @@
+"""The dashboard and its JSON API over a real server: authentication, rights, validation."""
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from bot.app import App
+from bot.clock import ManualClock
+from bot.config import Config
+from bot.web import auth, ops
+from models.tables import AuditEntry, Member, Petition, Reminder, StaffRole
+from tests.conftest import ADMIN, COMMITTEE, GM_1, PROPERTY, drain
+from tests.fakes import RecordingChannel, make_message
+
+GM_2 = "wxid_gm_qian"
+RESIDENT = "wxid_resident_001"
+
+GET_ENDPOINTS = [
+    "/api/me", "/api/petitions", "/api/petitions/1", "/api/stats", "/api/honor-roll",
+    "/api/reminders", "/api/members", "/api/staff", "/api/audit",
+    "/api/export/petitions.csv", "/api/export/points.csv",
+    "/dashboard", "/dashboard/petitions/1", "/dashboard/stats", "/dashboard/honor",
+    "/dashboard/honor/picture.png", "/dashboard/reminders", "/dashboard/members",
+    "/dashboard/audit", "/dashboard/export/petitions.csv", "/dashboard/export/points.csv",
+]
+POST_ENDPOINTS = [
+    "/api/logout", "/api/petitions/1/resolve", "/api/reminders/1/cancel", "/api/notices",
+    f"/api/staff/{RESIDENT}", "/dashboard/logout", "/dashboard/petitions/1/resolve",
+    "/dashboard/reminders/1/cancel", "/dashboard/notices", f"/dashboard/staff/{RESIDENT}",
+]
+
+
+@pytest.fixture
+async def web_app(config: Config, clock: ManualClock,
+                  channel: RecordingChannel) -> AsyncIterator[App]:
+    bot = App(config, channel=channel, clock=clock, web_enabled=True, scheduler_enabled=False)
+    await bot.start()
+    try:
+        yield bot
+    finally:
+        await bot.stop()
+
+
+def base_url(app: App) -> str:
+    return f"http://127.0.0.1:{app.web_port}"
+
+
+def client(app: App) -> aiohttp.ClientSession:
+    # unsafe=True: keep cookies for an IP-address host
+    return aiohttp.ClientSession(base_url(app), cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def say(app: App, clock: ManualClock, text: str, *, room: str | None = "grid-01",
+              sender: str = RESIDENT, name: str = "张阿姨") -> str:
+    assert app.pipeline is not None
+    return await app.pipeline.deliver(make_message(text, room=room, sender=sender, name=name,
+                                                   at=clock.now()))
+
+
+async def seed(app: App, clock: ManualClock) -> None:
+    """Three petitions in grid 1 (one with markup in it) and one in grid 2."""
+    assert await say(app, clock, "3号楼电梯坏了，好几天了没人修") == "petition:维修"
+    assert await say(app, clock, "楼道里的灯不亮了，晚上很黑") == "petition:维修"
+    assert (await say(app, clock, "小区门口垃圾堆满了没人清理 <script>alert(1)</script>")
+            ).startswith("petition:")
+    assert (await say(app, clock, "2号楼门口下水道堵了", room="grid-02",
+                      sender="wxid_resident_002", name="李大爷")).startswith("petition:")
+
+
+async def login_code(app: App, clock: ManualClock, channel: RecordingChannel,
+                     member_id: str) -> str:
+    """Ask the bot for a code by private message, as staff do."""
+    assert await say(app, clock, "/登录", room=None, sender=member_id, name=member_id) \
+        == "command:登录"
+    await drain(app)
+    texts = [m.text for m in channel.sent if m.room_id == member_id]
+    match = re.search(r"登录码：(\d{8})", texts[-1])
+    assert match, texts
+    return match.group(1)
+
+
+async def logged_in(app: App, clock: ManualClock, channel: RecordingChannel,
+                    member_id: str) -> tuple[aiohttp.ClientSession, str]:
+    """A client with a session for ``member_id`` and that session's CSRF token."""
+    session = client(app)
+    code = await login_code(app, clock, channel, member_id)
+    response = await session.post("/api/login", json={"code": code})
+    assert response.status == 200, await response.text()
+    me = await (await session.get("/api/me")).json()
+    assert me["member_id"] == member_id
+    return session, me["csrf"]
+
+
+async def petition(app: App, number: int) -> Petition:
+    assert app.services is not None
+    async with app.services.db.session() as session:
+        row = await session.get(Petition, number)
+    assert row is not None
+    return row
+
+
+# --- authentication ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", GET_ENDPOINTS)
+async def test_every_page_and_endpoint_answers_401_without_a_session(web_app: App,
+                                                                     path: str) -> None:
+    async with client(web_app) as session:
+        response = await session.get(path, allow_redirects=False)
+        assert response.status == 401
+        if path.startswith("/api"):
+            body = await response.json()
+            assert body["error"] == "not_logged_in" and body["message"]
+        else:
+            assert "登录码" in await response.text()  # the page offers the login form
+
+
+@pytest.mark.parametrize("path", POST_ENDPOINTS)
+async def test_every_state_change_answers_401_without_a_session(web_app: App,
+                                                                 path: str) -> None:
+    async with client(web_app) as session:
+        response = await session.post(path, json={}, allow_redirects=False)
+        assert response.status == 401
+
+
+async def test_login_code_is_sent_only_in_private_and_works_once(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    await say(web_app, clock, "/登录", sender=GM_1, name="赵网格员")
+    await drain(web_app)
+    assert "请私聊" in channel.texts("grid-01")[-1]
+    assert not re.search(r"\d{8}", channel.texts("grid-01")[-1])
+
+    code = await login_code(web_app, clock, channel, GM_1)
+    async with client(web_app) as first, client(web_app) as second:
+        assert (await first.post("/api/login", json={"code": code})).status == 200
+        again = await second.post("/api/login", json={"code": code})
+        assert again.status == 401
+        assert (await again.json())["error"] == "login_failed"
+
+
+async def test_login_code_expires(web_app: App, clock: ManualClock,
+                                  channel: RecordingChannel) -> None:
+    code = await login_code(web_app, clock, channel, GM_1)
+    clock.advance(timedelta(minutes=auth.CODE_MINUTES + 1))
+    async with client(web_app) as session:
+        assert (await session.post("/api/login", json={"code": code})).status == 401
+
+
+async def test_residents_get_no_login_code(web_app: App, clock: ManualClock,
+                                           channel: RecordingChannel) -> None:
+    assert await say(web_app, clock, "/登录", room=None) == "command:refused"
+    await drain(web_app)
+    assert not re.search(r"\d{8}", channel.texts(RESIDENT)[-1])
+
+
+async def test_password_login_and_rate_limit(web_app: App) -> None:
+    assert web_app.services is not None
+    assert await auth._set_password(web_app.config, ADMIN, "correct horse 1") == 0
+    async with client(web_app) as session:
+        good = await session.post("/api/login", json={"account": ADMIN,
+                                                      "password": "correct horse 1"})
+        assert good.status == 200
+        cookie = good.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+    async with client(web_app) as session:
+        for _ in range(auth.MAX_FAILURES):
+            bad = await session.post("/api/login", json={"account": ADMIN, "password": "nope"})
+            assert bad.status == 401
+        limited = await session.post("/api/login", json={"account": ADMIN,
+                                                         "password": "correct horse 1"})
+        assert limited.status == 429
+        assert (await limited.json())["error"] == "too_many_attempts"
+        assert "Retry-After" in limited.headers
+    async with web_app.services.db.session() as db:
+        refused = list(await db.scalars(select(AuditEntry).where(
+            AuditEntry.action == "web:login", AuditEntry.allowed.is_(False))))
+    assert len(refused) == auth.MAX_FAILURES
+
+
+async def test_tampered_or_foreign_cookie_is_not_a_session(web_app: App, clock: ManualClock,
+                                                           channel: RecordingChannel) -> None:
+    session, _ = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        value = next(c.value for c in session.cookie_jar if c.key == auth.COOKIE)
+    body, mac = value.split(".")
+    forged = auth.Auth(b"another secret that is long enough!!").sign({"u": ADMIN, "n": "x",
+                                                                     "e": 2**40})
+    for cookie in (f"{body}x.{mac}", forged, "garbage"):
+        async with client(web_app) as other:
+            response = await other.get("/api/me", headers={"Cookie": f"{auth.COOKIE}={cookie}"})
+            assert response.status == 401
+
+
+async def test_a_deactivated_member_loses_the_session_at_once(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    session, _ = await logged_in(web_app, clock, channel, GM_1)
+    assert web_app.services is not None
+    async with web_app.services.db.session() as db:
+        role = await db.get(StaffRole, GM_1)
+        assert role is not None
+        role.active = False
+    async with session:
+        assert (await session.get("/api/me")).status == 401
+
+
+async def test_secret_is_generated_once_with_mode_0600(web_app: App) -> None:
+    path = web_app.config.data_dir / auth.SECRET_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert auth.load_secret(web_app.config) == path.read_text().strip().encode()
+
+
+async def test_logout_needs_the_token_and_ends_the_session(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    session, csrf = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        assert (await session.post("/api/logout")).status == 403
+        assert (await session.post("/api/logout", headers={"X-CSRF-Token": csrf})).status == 200
+        assert (await session.get("/api/me")).status == 401
+
+
+# --- B32: CSRF and Origin ---------------------------------------------------------------------
+
+
+async def test_b32_state_change_needs_token_and_same_origin(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    await seed(web_app, clock)
+    session, csrf = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        no_token = await session.post("/api/petitions/1/resolve", json={"note": "好了"})
+        assert no_token.status == 403
+        assert (await petition(web_app, 1)).status == "reported"
+
+        foreign = await session.post("/api/petitions/1/resolve", json={"note": "好了"},
+                                     headers={"X-CSRF-Token": csrf,
+                                              "Origin": "http://evil.example"})
+        assert foreign.status == 403
+        assert (await petition(web_app, 1)).status == "reported"
+
+        wrong = await session.post("/api/petitions/1/resolve", json={"note": "好了"},
+                                   headers={"X-CSRF-Token": "0" * 32})
+        assert wrong.status == 403
+
+        form = await session.post("/dashboard/petitions/1/resolve", data={"note": "好了"},
+                                  allow_redirects=False)
+        assert form.status == 403
+        assert (await petition(web_app, 1)).status == "reported"
+
+        good = await session.post("/api/petitions/1/resolve", json={"note": "好了"},
+                                  headers={"X-CSRF-Token": csrf,
+                                           "Origin": base_url(web_app)})
+        assert good.status == 200
+        assert (await good.json())["status"] == "resolved"
+    async with client(web_app) as anonymous:
+        assert (await anonymous.post("/api/petitions/2/resolve", json={},
+                                     headers={"X-CSRF-Token": csrf})).status == 401
+    assert (await petition(web_app, 2)).status == "reported"
+
+    assert web_app.services is not None
+    async with web_app.services.db.session() as db:
+        refusals = list(await db.scalars(select(AuditEntry).where(
+            AuditEntry.actor_id == GM_1, AuditEntry.allowed.is_(False))))
+    assert len(refusals) == 4
+
+
+async def test_form_post_with_token_resolves_and_redirects(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    await seed(web_app, clock)
+    session, csrf = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        response = await session.post("/dashboard/petitions/1/resolve",
+                                      data={"note": "已修好", "_csrf": csrf},
+                                      allow_redirects=False)
+        assert response.status == 303
+        assert response.headers["Location"] == "/dashboard/petitions/1?done=resolve"
+        page = await (await session.get("/dashboard/petitions/1?done=resolve")).text()
+    assert "已办结" in page and "已修好" in page
+    await drain(web_app)
+    assert any("#1" in t and "已办结" in t for t in channel.texts("grid-01"))
+
+
+# --- rights ---------------------------------------------------------------------------------------
+
+
+async def test_grid_manager_sees_only_their_grid(web_app: App, clock: ManualClock,
+                                                 channel: RecordingChannel) -> None:
+    await seed(web_app, clock)
+    session, csrf = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        listing = await (await session.get("/api/petitions")).json()
+        assert {p["grid_id"] for p in listing["petitions"]} == {"grid-01"}
+        assert listing["total"] == 3
+        assert (await session.get("/api/petitions/4")).status == 403
+        assert (await session.get("/dashboard/petitions/4")).status == 403
+        assert (await session.get("/api/petitions?grid=grid-02")).status == 403
+        assert (await session.get("/api/stats?grid=grid-02")).status == 403
+        assert (await session.get("/api/honor-roll?grid=grid-02")).status == 403
+        resolve = await session.post("/api/petitions/4/resolve", json={},
+                                     headers={"X-CSRF-Token": csrf})
+        assert resolve.status == 403
+        csv_text = (await (await session.get("/api/export/petitions.csv")).read()).decode(
+            "utf-8-sig")
+        assert "下水道" not in csv_text and "电梯" in csv_text
+    assert (await petition(web_app, 4)).status == "reported"
+
+
+async def test_committee_sees_every_grid(web_app: App, clock: ManualClock,
+                                        channel: RecordingChannel) -> None:
+    await seed(web_app, clock)
+    session, _ = await logged_in(web_app, clock, channel, COMMITTEE)
+    async with session:
+        listing = await (await session.get("/api/petitions")).json()
+        assert listing["total"] == 4
+        assert (await session.get("/api/petitions/4")).status == 200
+
+
+async def test_audit_is_for_committee_and_admins(web_app: App, clock: ManualClock,
+                                                 channel: RecordingChannel) -> None:
+    gm, _ = await logged_in(web_app, clock, channel, GM_1)
+    admin, _ = await logged_in(web_app, clock, channel, ADMIN)
+    async with gm, admin:
+        assert (await gm.get("/api/audit")).status == 403
+        assert (await gm.get("/dashboard/audit")).status == 403
+        entries = (await (await admin.get("/api/audit?action=web:")).json())["entries"]
+        assert {e["action"] for e in entries} >= {"web:login", "web:login-code"}
+
+
+async def test_only_admins_edit_roles(web_app: App, clock: ManualClock,
+                                      channel: RecordingChannel) -> None:
+    await seed(web_app, clock)
+    committee, c_csrf = await logged_in(web_app, clock, channel, COMMITTEE)
+    admin, a_csrf = await logged_in(web_app, clock, channel, ADMIN)
+    async with committee, admin:
+        refused = await committee.post(f"/api/staff/{RESIDENT}", json={"role": "网格员"},
+                                       headers={"X-CSRF-Token": c_csrf})
+        assert refused.status == 403
+        bad_role = await admin.post(f"/api/staff/{RESIDENT}", json={"role": "市长"},
+                                    headers={"X-CSRF-Token": a_csrf})
+        assert bad_role.status == 400
+        bad_grid = await admin.post(f"/api/staff/{RESIDENT}",
+                                    json={"role": "网格员", "grids": ["grid-99"]},
+                                    headers={"X-CSRF-Token": a_csrf})
+        assert bad_grid.status == 400
+        self_demote = await admin.post(f"/api/staff/{ADMIN}", json={"role": ""},
+                                       headers={"X-CSRF-Token": a_csrf})
+        assert self_demote.status == 400
+        granted = await admin.post(f"/api/staff/{RESIDENT}",
+                                   json={"role": "网格员", "grids": ["grid-01"]},
+                                   headers={"X-CSRF-Token": a_csrf})
+        assert granted.status == 200
+    # the new grid manager can now ask for a code and log in
+    session, _ = await logged_in(web_app, clock, channel, RESIDENT)
+    async with session:
+        me = await (await session.get("/api/me")).json()
+        assert me["role"] == "网格员" and me["grids"] == ["grid-01"]
+
+
+async def test_property_company_cannot_export_points(web_app: App, clock: ManualClock,
+                                                     channel: RecordingChannel) -> None:
+    session, _ = await logged_in(web_app, clock, channel, PROPERTY)
+    async with session:
+        assert (await session.get("/api/export/points.csv")).status == 403
+        assert (await session.get("/api/export/petitions.csv")).status == 200
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", [
+    "grid=nowhere", "status=flying", "category=天气", "party=市长", "overdue=maybe",
+    "page=0", "page=abc", "page=99999999999",
+])
+async def test_bad_board_filters_are_400(web_app: App, clock: ManualClock,
+                                         channel: RecordingChannel, query: str) -> None:
+    session, _ = await logged_in(web_app, clock, channel, ADMIN)
+    async with session:
+        api = await session.get(f"/api/petitions?{query}")
+        assert api.status == 400
+        assert (await api.json())["error"] == "bad_request"
+        assert (await session.get(f"/dashboard?{query}")).status == 400
+
+
+@pytest.mark.parametrize("query", [
+    "since=yesterday", "since=2026-12-05&until=2026-12-01", "since=2020-01-01",
+    "group_by=planet", "grid=nowhere",
+])
+async def test_bad_stats_queries_are_400(web_app: App, clock: ManualClock,
+                                         channel: RecordingChannel, query: str) -> None:
+    session, _ = await logged_in(web_app, clock, channel, ADMIN)
+    async with session:
+        assert (await session.get(f"/api/stats?{query}")).status == 400
+        assert (await session.get(f"/dashboard/stats?{query}")).status == 400
+
+
+async def test_bad_bodies_are_4xx_never_500(web_app: App, clock: ManualClock,
+                                            channel: RecordingChannel) -> None:
+    await seed(web_app, clock)
+    session, csrf = await logged_in(web_app, clock, channel, ADMIN)
+    headers = {"X-CSRF-Token": csrf}
+    async with session:
+        cases = [
+            (await session.post("/api/petitions/1/resolve", data=b"{not json",
+                                headers={**headers, "Content-Type": "application/json"}), 400),
+            (await session.post("/api/petitions/1/resolve", json=[1, 2], headers=headers), 400),
+            (await session.post("/api/petitions/1/resolve", data=b"note=x",
+                                headers={**headers, "Content-Type": "text/plain"}), 415),
+            (await session.post("/api/petitions/1/resolve",
+                                json={"note": "x" * (ops.NOTE_MAX + 1)}, headers=headers), 400),
+            (await session.post("/api/petitions/1/resolve", json={"note": 5},
+                                headers=headers), 400),
+            (await session.post("/api/petitions/1/explode", json={}, headers=headers), 400),
+            (await session.post("/api/petitions/1/progress", json={}, headers=headers), 400),
+            (await session.post("/api/petitions/1/transfer", json={"party": "市长"},
+                                headers=headers), 400),
+            (await session.post("/api/petitions/999/accept", json={}, headers=headers), 404),
+            (await session.post("/api/petitions/99999999999/accept", json={},
+                                headers=headers), 404),
+            (await session.post("/api/petitions/1/resolve",
+                                json={"note": "x" * 70_000}, headers=headers), 413),
+            (await session.get("/api/nothing-here"), 404),
+        ]
+        for response, expected in cases:
+            assert response.status == expected, (response.url, await response.text())
+            body = await response.json()
+            assert body["message"] and body["error"]
+    assert (await petition(web_app, 1)).status == "reported"
+
+
+async def test_impossible_transition_is_409_with_the_commands_message(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    await seed(web_app, clock)
+    session, csrf = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        response = await session.post("/api/petitions/1/reopen", json={},
+                                      headers={"X-CSRF-Token": csrf})
+        assert response.status == 409
+        assert "不能重新办理" in (await response.json())["message"]
+        transfer = await session.post("/api/petitions/1/transfer",
+                                      json={"party": "居委会", "note": "属于居委会"},
+                                      headers={"X-CSRF-Token": csrf})
+        assert transfer.status == 200
+    row = await petition(web_app, 1)
+    assert (row.status, row.party) == ("transferred", "居委会")
+
+
+async def test_unexpected_errors_are_json_500_with_an_id(
+        web_app: App, clock: ManualClock, channel: RecordingChannel,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    session, _ = await logged_in(web_app, clock, channel, ADMIN)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(ops, "list_reminders", broken)
+    async with session:
+        response = await session.get("/api/reminders")
+        assert response.status == 500
+        body = await response.json()
+        page = await (await session.get("/dashboard/reminders")).text()
+    assert body["error"] == "internal_error" and "secret internals" not in body["message"]
+    assert f"error_id={body['error_id']}" in caplog.text
+    assert "secret internals" not in page and "错误编号" in page
+
+
+# --- notices and reminders ------------------------------------------------------------------------
+
+
+async def test_schedule_and_cancel_a_notice(web_app: App, clock: ManualClock,
+                                            channel: RecordingChannel) -> None:
+    session, csrf = await logged_in(web_app, clock, channel, GM_1)
+    headers = {"X-CSRF-Token": csrf}
+    due = (clock.now() + timedelta(hours=2)).astimezone(web_app.config.tz)
+    async with session:
+        elsewhere = await session.post("/api/notices", json={
+            "content": "明天停水", "rooms": ["grid-02"]}, headers=headers)
+        assert elsewhere.status == 403
+        unknown = await session.post("/api/notices", json={
+            "content": "明天停水", "rooms": ["room-x"]}, headers=headers)
+        assert unknown.status == 400
+        past = await session.post("/api/notices", json={
+            "content": "明天停水", "rooms": ["grid-01"], "due": "2020-01-01T09:00"},
+            headers=headers)
+        assert past.status == 400
+        empty = await session.post("/api/notices", json={"content": " ", "rooms": ["grid-01"]},
+                                   headers=headers)
+        assert empty.status == 400
+        made = await session.post("/api/notices", json={
+            "content": "明天上午停水，请提前储水", "rooms": ["grid-01"],
+            "due": f"{due:%Y-%m-%dT%H:%M}"}, headers=headers)
+        assert made.status == 201
+        notice = await made.json()
+        assert notice["kind"] == "notice" and notice["room_ids"] == ["grid-01"]
+        listed = await (await session.get("/api/reminders")).json()
+        assert [r["id"] for r in listed["reminders"]] == [notice["id"]]
+        cancel = f"/api/reminders/{notice['id']}/cancel"
+        assert (await session.post(cancel, headers=headers)).status == 200
+        assert (await session.post(cancel, headers=headers)).status == 409
+    assert web_app.services is not None
+    async with web_app.services.db.session() as db:
+        row = await db.get(Reminder, notice["id"])
+    assert row is not None and row.status == "cancelled" and row.creator_id == GM_1
+
+
+# --- pages -------------------------------------------------------------------------------------------
+
+
+async def test_pages_escape_residents_text(web_app: App, clock: ManualClock,
+                                           channel: RecordingChannel) -> None:
+    await seed(web_app, clock)
+    session, _ = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        board = await session.get("/dashboard")
+        detail = await (await session.get("/dashboard/petitions/3")).text()
+        assert "script-src 'none'" in board.headers["Content-Security-Policy"]
+        board_text = await board.text()
+    for page in (board_text, detail):
+        assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in detail
+
+
+async def test_board_filters_and_simulator_link(web_app: App, clock: ManualClock,
+                                                channel: RecordingChannel) -> None:
+    await seed(web_app, clock)
+    session, _ = await logged_in(web_app, clock, channel, COMMITTEE)
+    async with session:
+        page = await (await session.get("/dashboard?grid=grid-02")).text()
+        assert "下水道" in page and "电梯" not in page
+        assert "群聊模拟器" not in page  # the recording channel is not the simulator
+        for path in ("/dashboard/stats?group_by=week", "/dashboard/honor",
+                     "/dashboard/reminders", "/dashboard/members", "/dashboard/audit"):
+            assert (await session.get(path)).status == 200, path
+
+
+async def test_points_csv_is_excel_safe(web_app: App, clock: ManualClock,
+                                        channel: RecordingChannel) -> None:
+    from models.tables import PointEntry
+
+    assert web_app.services is not None
+    async with web_app.services.db.session() as db:
+        db.add(Member(id=RESIDENT, name="=HYPERLINK(1)", grid_id="grid-01",
+                      first_seen=clock.now(), last_seen=clock.now()))
+        db.add(PointEntry(member_id=RESIDENT, grid_id="grid-01", delta=5, kind="volunteer",
+                          note="陪老人就医", created_at=clock.now(), created_by=GM_1))
+    session, _ = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        response = await session.get("/api/export/points.csv")
+        raw = await response.read()
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    assert raw.startswith("\ufeff".encode())
+    text = raw.decode("utf-8-sig")
+    assert "'=HYPERLINK(1)" in text and "陪老人就医" in text
+
+
+async def test_password_cli(web_app: App) -> None:
+    assert await auth._set_password(web_app.config, "wxid_nobody", "long enough 1") == 1
+    assert await auth._set_password(replace(web_app.config), GM_1, "long enough 1") == 0
+    assert web_app.services is not None
+    async with web_app.services.db.session() as db:
+        role = await db.get(StaffRole, GM_1)
+    assert role is not None and auth.verify_password("long enough 1", role.password_hash)
+    assert not auth.verify_password("long enough 2", role.password_hash)
+    assert role.password_hash.startswith("scrypt$")
