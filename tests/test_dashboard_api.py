@@ -283,8 +283,50 @@ async def test_form_post_with_token_resolves_and_redirects(
         assert response.headers["Location"] == "/dashboard/petitions/1?done=resolve"
         page = await (await session.get("/dashboard/petitions/1?done=resolve")).text()
     assert "已办结" in page and "已修好" in page
+
+
+async def test_actions_run_the_chat_commands(web_app: App, clock: ManualClock,
+                                             channel: RecordingChannel) -> None:
+    """Accept tells the reporter in the group; resolve schedules the follow-up."""
+    from models.tables import Followup
+
+    await seed(web_app, clock)
+    session, csrf = await logged_in(web_app, clock, channel, GM_1)
+    private_before = len(channel.texts(GM_1))
+    async with session:
+        for number, action in ((2, "accept"), (1, "resolve")):
+            response = await session.post(f"/api/petitions/{number}/{action}",
+                                          json={"note": "师傅下午上门"},
+                                          headers={"X-CSRF-Token": csrf})
+            assert response.status == 200, await response.text()
     await drain(web_app)
-    assert any("#1" in t and "已办结" in t for t in channel.texts("grid-01"))
+    told = [m for m in channel.sent if m.room_id == "grid-01" and "#2 已受理" in m.text]
+    assert told and told[0].mention_ids == (RESIDENT,)
+    assert len(channel.texts(GM_1)) == private_before  # no chat echo of a page action
+    assert web_app.services is not None
+    async with web_app.services.db.session() as db:
+        followups = list(await db.scalars(select(Followup).where(Followup.petition_id == 1)))
+        audit = list(await db.scalars(select(AuditEntry).where(
+            AuditEntry.actor_id == GM_1, AuditEntry.action.startswith("petition:"))))
+    assert len(followups) == 1
+    assert {a.action for a in audit} == {"petition:accept", "petition:resolve"}
+
+
+async def test_property_company_sees_only_its_own_matters(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    await seed(web_app, clock)
+    assert await say(web_app, clock, "邻居家吵架吵得很厉害，能不能来调解一下") \
+        == "petition:纠纷"
+    session, csrf = await logged_in(web_app, clock, channel, PROPERTY)
+    async with session:
+        listing = await (await session.get("/api/petitions")).json()
+        assert listing["total"] >= 1
+        assert {p["party"] for p in listing["petitions"]} == {"物业"}
+        assert (await session.get("/api/petitions/5")).status == 403
+        refused = await session.post("/api/petitions/5/accept", json={},
+                                     headers={"X-CSRF-Token": csrf})
+        assert refused.status == 403
+    assert (await petition(web_app, 5)).status == "reported"
 
 
 # --- rights ---------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import inspect
 import io
 import logging
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -21,16 +21,17 @@ from aiohttp import web
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.channels.base import IncomingMessage
 from bot.config import PARTIES, Config
-from bot.context import Services
-from bot.privacy import mask_personal
+from bot.context import MessageContext, Services
+from bot.normalize import normalize
 from bot.web.auth import ForbiddenError, User
 from handlers.commands import ADMINS, STAFF
 from handlers.petitions import (
     OPEN_STATES,
     STATUS_NAMES,
     PetitionError,
-    label,
+    may_handle,
     transition,
 )
 from models.tables import (
@@ -53,10 +54,6 @@ ACTIONS = {"accept": "受理", "transfer": "转派", "progress": "进展", "reso
 AUDITORS = frozenset({"居委会", "管理员"})
 MANAGERS_OF_POINTS = frozenset({"网格员", "居委会", "管理员"})
 GROUP_BY = {"grid": "网格", "party": "责任方", "category": "类别", "week": "周"}
-
-
-# handlers.petitions.transition moves the watched deadline when given the config
-_TRANSITION_TAKES_CONFIG = "config" in inspect.signature(transition).parameters
 
 
 class InputError(web.HTTPBadRequest):
@@ -174,8 +171,11 @@ def parse_board_filter(config: Config, user: User, query: Mapping[str, str]) -> 
 
 
 def _visible(query: Select[Any], user: User) -> Select[Any]:
+    """What the commands let this member see: their grids; 物业 only its own matters."""
     if not user.all_grids:
         query = query.where(Petition.grid_id.in_(user.grids))
+    if user.role == "物业":
+        query = query.where(Petition.party == "物业")
     return query
 
 
@@ -224,6 +224,8 @@ async def load_petition(session: AsyncSession, user: User, number: int) -> Petit
         raise not_found(f"没有找到 #{number} 号诉求。")
     if not user.covers(petition.grid_id):
         raise ForbiddenError(text=f"#{number} 不在您负责的网格内。")
+    if not may_handle(user.info, petition):
+        raise ForbiddenError(text=f"#{number} 由{petition.party}负责，您不能查看。")
     return petition
 
 
@@ -265,58 +267,75 @@ def event_json(event: PetitionEvent) -> dict[str, Any]:
             "from": event.from_status, "to": event.to_status, "note": event.note}
 
 
+class _Refused(Exception):
+    """A command refused the change; raised to roll its transaction back."""
+
+
 async def apply_action(services: Services, user: User, number: int, action: str,
                        data: Mapping[str, Any]) -> Petition:
-    """Accept, transfer, progress, resolve or reopen a petition, as the commands would."""
+    """Accept, transfer, progress, resolve or reopen a petition, by the commands' rules.
+
+    Accept, progress, resolve and transfer run the chat command itself, as if the
+    member had sent it privately: the same checks, history, audit row, follow-up and
+    messages to the reporter and staff; only the confirmation to the member is dropped.
+    """
     if action not in ACTIONS:
         raise InputError("没有这个操作。")
     note = text_arg(data, "note", limit=NOTE_MAX, name="说明",
                     required=action == "progress")
     party = text_arg(data, "party", limit=16, name="转派给")
-    assignee = text_arg(data, "assignee", limit=128, name="承办人")
     if action == "transfer" and party not in PARTIES:
         raise InputError("转派时请选择责任方：物业、居委会或网格员。")
 
     now = services.now()
-    async with services.db.session() as session:
-        petition = await load_petition(session, user, number)
-        try:
-            if _TRANSITION_TAKES_CONFIG:
-                transition(session, petition, action, user.member_id, now, note,
-                           config=services.config)
+    try:
+        async with services.db.session() as session:
+            petition = await load_petition(session, user, number)
+            if action == "reopen":
+                _reopen(services, session, user, petition, note, now)
             else:
-                transition(session, petition, action, user.member_id, now, note)
-        except PetitionError as exc:
-            refused = str(exc)
-            session.add(AuditEntry(at=now, actor_id=user.member_id,
-                                   action=f"petition:{action}", target=f"#{petition.id}",
-                                   allowed=False, detail=f"web; {refused}"[:500]))
-        else:
-            refused = ""
-            if action == "transfer":
-                petition.party = party
-                petition.assignee_id = assignee
-            session.add(AuditEntry(at=now, actor_id=user.member_id,
-                                   action=f"petition:{action}", target=f"#{petition.id}",
-                                   detail=(f"web; {note}" if note else "web")[:500]))
-            _tell_group(services, session, petition, action, note)
-    if refused:
-        raise ConflictError(refused)
+                await _run_command(services, session, user, petition, action, party, note)
+    except _Refused as exc:
+        await refuse(services, user, f"petition:{action}", f"#{number}", f"web; {exc}")
+        raise ConflictError(str(exc)) from None
+    services.outbox.wake()
     return petition
 
 
-def _tell_group(services: Services, session: AsyncSession, petition: Petition, action: str,
-                note: str) -> None:
-    """Let the group know when its matter is accepted or resolved, as a command would."""
-    if action not in ("accept", "resolve") or not petition.room_id:
-        return
-    done = "已受理" if action == "accept" else "已办结"
-    text = f"{label(petition)} {done}。"
-    if note and not petition.private:
-        text += f"说明：{note}"
-    services.outbox.add(session, petition.room_id, mask_personal(text),
-                        source=f"web:{action}:{petition.id}")
-    services.outbox.wake()
+async def _run_command(services: Services, session: AsyncSession, user: User,
+                       petition: Petition, action: str, party: str, note: str) -> None:
+    from handlers.commands import CommandError
+    from handlers.commands import petitions as commands
+
+    args = [str(petition.id)] + ([party] if action == "transfer" else []) + note.split()
+    text = f"/{ACTIONS[action]} {' '.join(args)}"
+    message = IncomingMessage(message_id=f"web-{secrets.token_hex(8)}", room_id=None,
+                              talker_id=user.member_id, talker_name=user.name, text=text,
+                              timestamp=services.now())
+    ctx = MessageContext(services, session, message, normalize(text), None, user.info)
+    try:
+        await getattr(commands, action)(ctx, args)
+    except CommandError as exc:
+        raise _Refused(str(exc)) from None
+    for reply in ctx.replies:
+        if reply.room_id == user.member_id:
+            continue  # the confirmation meant for the sender: the page shows it instead
+        services.outbox.add(session, reply.room_id, reply.text,
+                            mention_ids=reply.mention_ids, mention_names=reply.mention_names,
+                            image_path=reply.image_path,
+                            source=f"{reply.source}:web-{petition.id}"[:64])
+
+
+def _reopen(services: Services, session: AsyncSession, user: User, petition: Petition,
+            note: str, now: datetime) -> None:
+    """There is no reopen command: the lifecycle rule itself, with history and audit."""
+    try:
+        transition(session, petition, "reopen", user.member_id, now, note,
+                   config=services.config)
+    except PetitionError as exc:
+        raise _Refused(str(exc)) from None
+    session.add(AuditEntry(at=now, actor_id=user.member_id, action="petition:reopen",
+                           target=f"#{petition.id}", detail=(f"web; {note}")[:500]))
 
 
 async def refuse(services: Services, user: User, action: str, target: str, why: str) -> None:

@@ -108,10 +108,12 @@ def _role_form(user: User, member_id: str, role: str, grids: tuple[str, ...],
     boxes = join(Safe(f'<label class="check"><input type="checkbox" name="grids" '
                       f'value="{esc(g)}"{" checked" if g in grids else ""}>{esc(n)}</label>')
                  for g, n in grid_choices)
-    return Safe(f'<form method="post" action="/dashboard/staff/{esc(member_id)}" '
-                f'class="rolebox">{hidden_csrf(user.csrf)}'
-                f'<select name="role">{options(roles, role)}</select>{boxes}'
-                '<button class="secondary">保存</button></form>')
+    return Safe(f'<details class="rolebox"><summary>{"修改角色" if role else "设为工作人员"}'
+                f'</summary><form method="post" action="/dashboard/staff/{esc(member_id)}">'
+                f'{hidden_csrf(user.csrf)}'
+                f'<label>角色<select name="role">{options(roles, role)}</select></label>'
+                f'<div class="rooms">{boxes}</div><p class="muted">不勾选网格表示全部网格。</p>'
+                '<button class="secondary">保存</button></form></details>')
 
 
 @routes.get("/dashboard/members")
@@ -133,7 +135,7 @@ async def members_page(request: web.Request) -> web.StreamResponse:
                               tuple(s.grids or ()), grid_choices)]
                   for s in staff if user.all_grids or set(s.grids or []) & set(user.grids)]
     member_rows = [[m.name or "—", m.id, grid_names.get(m.grid_id or "", m.grid_id or "—"),
-                    m.points, "不上榜" if m.opted_out else "", m.role if m.active else "",
+                    m.points, "不上榜" if m.opted_out else "上榜", m.role if m.active else "",
                     _role_form(user, m.id, m.role if m.active else "", m.role_grids,
                                grid_choices) if not m.role else ""]
                    for m in members]

@@ -142,8 +142,7 @@ def _action_forms(petition: Petition, user: User) -> Safe:
         if action == "transfer":
             extra = Safe(
                 f'<label>转派给<select name="party" required>'
-                f'{options([("", "请选择"), *((p, p) for p in PARTIES)], "")}</select></label>'
-                '<label>承办人微信号（可不填）<input name="assignee" maxlength="128"></label>')
+                f'{options([("", "请选择"), *((p, p) for p in PARTIES)], "")}</select></label>')
         required = " required" if action == "progress" else ""
         forms.append(Safe(
             f'<form method="post" action="/dashboard/petitions/{petition.id}/{action}" '
