@@ -77,6 +77,9 @@ class InboundMessage(Base):
     outcome: Mapped[str] = mapped_column(String(64), default="")
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
+    # a sender's recent messages (the praise repeat check) without scanning the journal
+    __table_args__ = (Index("ix_inbound_talker_received", "talker_id", "received_at"),)
+
 
 class Petition(Base):
     """诉求: one matter raised by a resident, with its routing and deadlines."""
