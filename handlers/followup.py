@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Config
 from bot.context import MessageContext, Services
 from bot.privacy import mask_personal
-from handlers.petitions import in_quiet_hours, staff_name, transition
+from handlers.petition_deadlines import in_quiet_hours
+from handlers.petitions import staff_name, transition
 from models.tables import Followup, Petition
 
 log = logging.getLogger(__name__)
@@ -32,15 +33,50 @@ log = logging.getLogger(__name__)
 WAITING = ("asked", "clarify")
 
 _SEP = r"[\s,，.。、;；:：!！~～…]*"
-_YES = {"是": True, "1": True, "对": True, "有": True, "否": False, "2": False,
-        "不": False, "没": False}
-_TRIPLE = re.compile(rf"^([是否对有不没12]){_SEP}([是否对有不没12]){_SEP}([是否对有不没12])$")
-_NEGATIVE_WORDS = ("非常不满意", "很不满意", "不太满意", "不满意", "还没解决", "没有解决",
-                   "没解决", "未解决", "还没修好", "没修好", "不行")
+_YES = {
+    "是": True,
+    "1": True,
+    "对": True,
+    "有": True,
+    "否": False,
+    "2": False,
+    "不": False,
+    "没": False,
+}
+_TRIPLE = re.compile(
+    rf"^([是否对有不没12]){_SEP}([是否对有不没12]){_SEP}([是否对有不没12])$"
+)
+_NEGATIVE_WORDS = (
+    "非常不满意",
+    "很不满意",
+    "不太满意",
+    "不满意",
+    "还没解决",
+    "没有解决",
+    "没解决",
+    "未解决",
+    "还没修好",
+    "没修好",
+    "不行",
+)
 _NEGATIVE_TOKENS = ("否", "2", "不", "没有", "差评")
 _POSITIVE_WORDS = ("非常满意", "很满意", "挺满意", "比较满意", "基本满意", "满意")
-_POSITIVE_EXACT = frozenset({"是", "1", "对", "好", "好的", "可以", "解决了", "已解决",
-                             "修好了", "是的", "满意了", "好评"})
+_POSITIVE_EXACT = frozenset(
+    {
+        "是",
+        "1",
+        "对",
+        "好",
+        "好的",
+        "可以",
+        "解决了",
+        "已解决",
+        "修好了",
+        "是的",
+        "满意了",
+        "好评",
+    }
+)
 _THANKS = ("谢谢", "感谢", "辛苦", "多谢", "点赞", "满意", "好评")
 _NOT_CONTACTED = re.compile(r"没人联系|没有人联系|没联系|没有联系|没人来|没有人来")
 _SOLVED = re.compile(r"(?<![没未不])(解决了|修好了|已经好了)")
@@ -73,9 +109,9 @@ def parse_answer(text: str) -> Answer | None:
 
     for word in _NEGATIVE_WORDS:
         if text.startswith(word):
-            return _negative(text, _clean(text[len(word):]))
+            return _negative(text, _clean(text[len(word) :]))
     for token in _NEGATIVE_TOKENS:
-        rest = text[len(token):]
+        rest = text[len(token) :]
         if text.startswith(token) and (not rest or re.match(rf"{_SEP[:-1]}+", rest)):
             return _negative(text, _clean(rest))
 
@@ -83,7 +119,7 @@ def parse_answer(text: str) -> Answer | None:
         return Answer(True, True, True)
     for word in _POSITIVE_WORDS:
         if text.startswith(word):
-            rest = _clean(text[len(word):])
+            rest = _clean(text[len(word) :])
             if not rest or rest.startswith(_THANKS):
                 return Answer(True, True, True)
     return None
@@ -97,19 +133,27 @@ def _negative(text: str, reason: str) -> Answer:
 def looks_like_answer(text: str) -> bool:
     """A short or follow-up-flavoured reply that may be a muddled answer."""
     text = _clean(text)
-    return len(text) <= 6 or (len(text) <= 30 and any(w in text for w in ("满意", "回访")))
+    return len(text) <= 6 or (
+        len(text) <= 30 and any(w in text for w in ("满意", "回访"))
+    )
 
 
 # --- asking ----------------------------------------------------------------------
 
 
-def create_followup(session: AsyncSession, config: Config, petition: Petition,
-                    now: datetime) -> Followup:
+def create_followup(
+    session: AsyncSession, config: Config, petition: Petition, now: datetime
+) -> Followup:
     """Plan the follow-up of a petition just resolved."""
-    row = Followup(petition_id=petition.id, member_id=petition.reporter_id,
-                   room_id=None if petition.private else petition.room_id,
-                   due_at=now + timedelta(minutes=config.followup.ask_after_minutes),
-                   attempts=0, status="pending", answer="")
+    row = Followup(
+        petition_id=petition.id,
+        member_id=petition.reporter_id,
+        room_id=None if petition.private else petition.room_id,
+        due_at=now + timedelta(minutes=config.followup.ask_after_minutes),
+        attempts=0,
+        status="pending",
+        answer="",
+    )
     session.add(row)
     return row
 
@@ -118,8 +162,10 @@ async def cancel_followups(session: AsyncSession, petition_id: int) -> None:
     """Drop the unanswered follow-ups of a petition that is open again or withdrawn."""
     await session.execute(
         update(Followup)
-        .where(Followup.petition_id == petition_id,
-               Followup.status.in_(("pending", *WAITING)))
+        .where(
+            Followup.petition_id == petition_id,
+            Followup.status.in_(("pending", *WAITING)),
+        )
         .values(status="cancelled")
     )
 
@@ -127,21 +173,36 @@ async def cancel_followups(session: AsyncSession, petition_id: int) -> None:
 def question(petition: Petition, *, again: bool = False) -> str:
     """The follow-up question: one message, answerable in one word."""
     if again:
-        return (f"再打扰一下：您反映的 #{petition.id} 已办结，您满意吗？"
-                "回复“满意”（1）或“不满意”（2）即可，也可以写上原因。")
-    return (f"您反映的 #{petition.id} 已办结，回访三问：工作人员联系过您吗？问题解决了吗？"
-            "您满意吗？都满意请回复“满意”或1，不满意请回复“不满意”或2并写上原因；"
-            "也可逐项回复，如“是 是 否”。")
+        return (
+            f"再打扰一下：您反映的 #{petition.id} 已办结，您满意吗？"
+            "回复“满意”（1）或“不满意”（2）即可，也可以写上原因。"
+        )
+    return (
+        f"您反映的 #{petition.id} 已办结，回访三问：工作人员联系过您吗？问题解决了吗？"
+        "您满意吗？都满意请回复“满意”或1，不满意请回复“不满意”或2并写上原因；"
+        "也可逐项回复，如“是 是 否”。"
+    )
 
 
-def _ask(services: Services, session: AsyncSession, row: Followup, petition: Petition,
-         *, again: bool) -> None:
+def _ask(
+    services: Services,
+    session: AsyncSession,
+    row: Followup,
+    petition: Petition,
+    *,
+    again: bool,
+) -> None:
     room = row.room_id or row.member_id
     mentions = [row.member_id] if row.room_id else []
     names = [petition.reporter_name] if row.room_id else []
-    services.outbox.add(session, room, question(petition, again=again),
-                        mention_ids=mentions, mention_names=names,
-                        source=f"followup:{row.id}:{row.attempts}")
+    services.outbox.add(
+        session,
+        room,
+        question(petition, again=again),
+        mention_ids=mentions,
+        mention_names=names,
+        source=f"followup:{row.id}:{row.attempts}",
+    )
 
 
 async def run_followups(services: Services) -> int:
@@ -153,13 +214,22 @@ async def run_followups(services: Services) -> int:
     quiet = in_quiet_hours(services.config, now)
     changed = 0
     async with services.db.session() as session:
-        rows = (await session.execute(
-            select(Followup, Petition).join(Petition, Petition.id == Followup.petition_id)
-            .where(or_(and_(Followup.status == "pending", Followup.due_at <= now),
-                       and_(Followup.status.in_(WAITING),
-                            Followup.asked_at <= now - min(retry, close))))
-            .order_by(Followup.id)
-        )).all()
+        rows = (
+            await session.execute(
+                select(Followup, Petition)
+                .join(Petition, Petition.id == Followup.petition_id)
+                .where(
+                    or_(
+                        and_(Followup.status == "pending", Followup.due_at <= now),
+                        and_(
+                            Followup.status.in_(WAITING),
+                            Followup.asked_at <= now - min(retry, close),
+                        ),
+                    )
+                )
+                .order_by(Followup.id)
+            )
+        ).all()
         for row, petition in rows:
             if row.status == "pending":
                 if petition.status != "resolved":
@@ -172,16 +242,28 @@ async def run_followups(services: Services) -> int:
             elif now >= row.asked_at + close:
                 row.status = "unanswered"
                 if petition.status == "resolved":
-                    transition(session, petition, "close", services.config.community.bot_id,
-                               now, "回访未答复，自动关闭", config=services.config)
+                    transition(
+                        session,
+                        petition,
+                        "close",
+                        services.config.community.bot_id,
+                        now,
+                        "回访未答复，自动关闭",
+                        config=services.config,
+                    )
             elif row.attempts < 2 and now >= row.asked_at + retry and not quiet:
                 row.attempts = 2
                 _ask(services, session, row, petition, again=True)
             else:
                 continue
             changed += 1
-            log.info("followup step followup=%s petition=%s status=%s attempts=%d",
-                     row.id, petition.id, row.status, row.attempts)
+            log.info(
+                "followup step followup=%s petition=%s status=%s attempts=%d",
+                row.id,
+                petition.id,
+                row.status,
+                row.attempts,
+            )
     if changed:
         services.outbox.wake()
     return changed
@@ -192,9 +274,12 @@ async def run_followups(services: Services) -> int:
 
 async def read_answer(ctx: MessageContext) -> bool:
     """Context handler: take the reporter's clear answer to a follow-up question."""
-    query = (select(Followup)
-             .where(Followup.member_id == ctx.sender_id, Followup.status.in_(WAITING))
-             .order_by(Followup.asked_at.desc(), Followup.id.desc()).limit(1))
+    query = (
+        select(Followup)
+        .where(Followup.member_id == ctx.sender_id, Followup.status.in_(WAITING))
+        .order_by(Followup.asked_at.desc(), Followup.id.desc())
+        .limit(1)
+    )
     if not ctx.is_private:
         query = query.where(Followup.room_id == ctx.message.room_id)
     row = (await ctx.session.scalars(query)).first()
@@ -209,12 +294,19 @@ async def read_answer(ctx: MessageContext) -> bool:
         if row.status != "asked" or not looks_like_answer(ctx.norm.text):
             return False  # unrelated chatter goes to the router as usual
         row.status = "clarify"
-        ctx.reply(f"抱歉，没看明白您的回复。#{petition.id} 办得您满意吗？"
-                  "请回复“满意”或“不满意”（也可以回复1或2）。", mention_sender=True)
+        ctx.reply(
+            f"抱歉，没看明白您的回复。#{petition.id} 办得您满意吗？"
+            "请回复“满意”或“不满意”（也可以回复1或2）。",
+            mention_sender=True,
+        )
         ctx.outcome = "followup:clarify"
         return True
 
-    row.contacted, row.solved, row.satisfied = answer.contacted, answer.solved, answer.satisfied
+    row.contacted, row.solved, row.satisfied = (
+        answer.contacted,
+        answer.solved,
+        answer.satisfied,
+    )
     row.answer = ctx.message.text[:500]
     row.answered_at = ctx.now
     row.status = "answered"
@@ -222,15 +314,26 @@ async def read_answer(ctx: MessageContext) -> bool:
         _close(ctx, petition)
     else:
         _reopen(ctx, petition, answer.reason)
-    log.info("followup answered followup=%s petition=%s satisfied=%s",
-             row.id, petition.id, answer.satisfied)
+    log.info(
+        "followup answered followup=%s petition=%s satisfied=%s",
+        row.id,
+        petition.id,
+        answer.satisfied,
+    )
     return True
 
 
 def _close(ctx: MessageContext, petition: Petition) -> None:
     if petition.status == "resolved":
-        transition(ctx.session, petition, "close", ctx.sender_id, ctx.now, "回访：满意",
-                   config=ctx.config)
+        transition(
+            ctx.session,
+            petition,
+            "close",
+            ctx.sender_id,
+            ctx.now,
+            "回访：满意",
+            config=ctx.config,
+        )
     ctx.reply(f"感谢您的反馈！#{petition.id} 已办结归档。", mention_sender=True)
     ctx.outcome = "followup:satisfied"
 
@@ -238,15 +341,28 @@ def _close(ctx: MessageContext, petition: Petition) -> None:
 def _reopen(ctx: MessageContext, petition: Petition, reason: str) -> None:
     note = f"回访不满意：{reason}" if reason else "回访不满意"
     if petition.status in ("resolved", "closed"):
-        transition(ctx.session, petition, "reopen", ctx.sender_id, ctx.now, note,
-                   config=ctx.config)
-    ctx.reply(f"抱歉没有让您满意，#{petition.id} 已重新交给负责人办理，会尽快联系您。",
-              mention_sender=True)
+        transition(
+            ctx.session,
+            petition,
+            "reopen",
+            ctx.sender_id,
+            ctx.now,
+            note,
+            config=ctx.config,
+        )
+    ctx.reply(
+        f"抱歉没有让您满意，#{petition.id} 已重新交给负责人办理，会尽快联系您。",
+        mention_sender=True,
+    )
     who = petition.assignee_id
-    ctx.tell(ctx.config.community.staff_room,
-             mask_personal(f"#{petition.id}（{petition.party}·{petition.category}）回访不满意，"
-                           f"已重新办理，请尽快联系反映人。原因：{reason or '未说明'}"),
-             mention_ids=(who,) if who else (),
-             mention_names=(staff_name(ctx.config, who) or who,) if who else (),
-             source="followup-reopen")
+    ctx.tell(
+        ctx.config.community.staff_room,
+        mask_personal(
+            f"#{petition.id}（{petition.party}·{petition.category}）回访不满意，"
+            f"已重新办理，请尽快联系反映人。原因：{reason or '未说明'}"
+        ),
+        mention_ids=(who,) if who else (),
+        mention_names=(staff_name(ctx.config, who) or who,) if who else (),
+        source="followup-reopen",
+    )
     ctx.outcome = "followup:unsatisfied"

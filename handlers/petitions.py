@@ -20,13 +20,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config, GridConfig
 from bot.context import MessageContext, StaffInfo
+from handlers.petition_deadlines import (  # noqa: F401 - part of this module's API
+    add_office_minutes,
+    deadlines,
+    in_office,
+    in_quiet_hours,
+    response_deadline,
+    same_day_deadline,
+)
 from models.tables import Member, Petition, PetitionEvent
 
 log = logging.getLogger(__name__)
@@ -43,19 +51,30 @@ STATUS_NAMES = {
     "duplicate": "重复诉求",
 }
 STATUS_BY_NAME = {v: k for k, v in STATUS_NAMES.items()} | {
-    "待办": "reported", "未受理": "reported", "处理": "in_progress", "转派": "transferred",
-    "办结": "resolved", "关闭": "closed", "重办": "reopened", "撤回": "withdrawn",
+    "待办": "reported",
+    "未受理": "reported",
+    "处理": "in_progress",
+    "转派": "transferred",
+    "办结": "resolved",
+    "关闭": "closed",
+    "重办": "reopened",
+    "撤回": "withdrawn",
     "重复": "duplicate",
 }
-OPEN_STATES = frozenset({"reported", "accepted", "in_progress", "transferred", "reopened"})
+OPEN_STATES = frozenset(
+    {"reported", "accepted", "in_progress", "transferred", "reopened"}
+)
 AWAITING_RESPONSE = frozenset({"reported", "transferred", "reopened"})
 DONE_STATES = frozenset({"resolved", "closed", "withdrawn", "duplicate"})
 
 # action -> (states it may start from, state it leads to, name in replies)
 TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
     "accept": (frozenset({"reported", "transferred", "reopened"}), "accepted", "受理"),
-    "progress": (frozenset({"accepted", "in_progress", "reopened", "transferred"}),
-                 "in_progress", "记录进展"),
+    "progress": (
+        frozenset({"accepted", "in_progress", "reopened", "transferred"}),
+        "in_progress",
+        "记录进展",
+    ),
     "resolve": (OPEN_STATES, "resolved", "办结"),
     "close": (frozenset({"resolved"}), "closed", "关闭"),
     "reopen": (frozenset({"resolved", "closed"}), "reopened", "重新办理"),
@@ -65,15 +84,12 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
     "duplicate": (OPEN_STATES, "duplicate", "标记重复"),
 }
 ACTION_NAMES = {name: words for name, (_, _, words) in TRANSITIONS.items()} | {
-    "report": "登记", "plus_one": "同问", "urge": "催办", "escalate": "督办",
+    "report": "登记",
+    "plus_one": "同问",
+    "urge": "催办",
+    "escalate": "督办",
 }
-WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PARTY_ROLES = {"物业": "物业", "居委会": "居委会", "网格员": "网格员"}
-# Problem words too common to say that two reports are about the same thing.
-GENERIC_WORDS = frozenset({
-    "坏了", "坏", "不亮", "堵了", "不行", "没人管", "好几天了", "天天", "一直", "问题",
-    "麻烦", "怎么办", "太", "严重", "不能用", "报修", "投诉", "反映", "诉求",
-})
 
 
 class PetitionError(Exception):
@@ -105,7 +121,9 @@ def route(config: Config, category: str | None, grid: GridConfig | None) -> Rout
     party = settings.party if settings else "网格员"
     assignee = ""
     if settings is not None:
-        assignee = (settings.per_grid.get(grid.id, "") if grid else "") or settings.assignee
+        assignee = (
+            settings.per_grid.get(grid.id, "") if grid else ""
+        ) or settings.assignee
     if not assignee and party != "网格员":
         assignee = _first_staff(config, party, grid)
     if not assignee:
@@ -113,12 +131,15 @@ def route(config: Config, category: str | None, grid: GridConfig | None) -> Rout
     return Routing(name, party, assignee)
 
 
-def party_assignee(config: Config, party: str, category: str,
-                   grid: GridConfig | None) -> str:
+def party_assignee(
+    config: Config, party: str, category: str, grid: GridConfig | None
+) -> str:
     """The person of ``party`` who takes a petition of ``category`` in ``grid``."""
     settings = config.category(category)
     if settings is not None and settings.party == party:
-        chosen = (settings.per_grid.get(grid.id, "") if grid else "") or settings.assignee
+        chosen = (
+            settings.per_grid.get(grid.id, "") if grid else ""
+        ) or settings.assignee
         if chosen:
             return chosen
     if party == "网格员":
@@ -128,7 +149,9 @@ def party_assignee(config: Config, party: str, category: str,
 
 def _first_staff(config: Config, role: str, grid: GridConfig | None) -> str:
     for staff in config.staff:
-        if staff.role == role and (not staff.grids or (grid and grid.id in staff.grids)):
+        if staff.role == role and (
+            not staff.grids or (grid and grid.id in staff.grids)
+        ):
             return staff.id
     return ""
 
@@ -150,68 +173,6 @@ def may_handle(staff: StaffInfo, petition: Petition) -> bool:
     if staff.role == "物业":
         return petition.party == "物业" and staff.covers(petition.grid_id)
     return staff.covers(petition.grid_id)
-
-
-# --- deadlines -----------------------------------------------------------------
-
-
-def in_office(config: Config, moment: datetime) -> bool:
-    """Whether ``moment`` falls inside the community's office hours."""
-    local = moment.astimezone(config.tz)
-    c = config.community
-    return (WEEKDAY_KEYS[local.weekday()] in c.office_days
-            and c.office_open <= local.time() < c.office_close)
-
-
-def add_office_minutes(config: Config, start: datetime, minutes: int) -> datetime:
-    """``start`` plus ``minutes`` counted only inside office hours."""
-    tz = config.tz
-    c = config.community
-    local = start.astimezone(tz)
-    remaining = timedelta(minutes=minutes)
-    for _ in range(30):  # at most a month of closed days
-        day_open = datetime.combine(local.date(), c.office_open, tz)
-        day_close = datetime.combine(local.date(), c.office_close, tz)
-        if WEEKDAY_KEYS[local.weekday()] in c.office_days and local < day_close:
-            begin = max(local, day_open)
-            available = day_close - begin
-            if remaining <= available:
-                return begin + remaining
-            remaining -= available
-        local = datetime.combine(local.date() + timedelta(days=1), time(0, 0), tz)
-    return start + timedelta(minutes=minutes)
-
-
-def in_quiet_hours(config: Config, moment: datetime) -> bool:
-    """Whether ``moment`` is in the night's quiet hours, when only urgent things go out."""
-    r = config.reminders
-    local = moment.astimezone(config.tz).time()
-    if r.quiet_start <= r.quiet_end:
-        return r.quiet_start <= local < r.quiet_end
-    return local >= r.quiet_start or local < r.quiet_end
-
-
-def response_deadline(config: Config, start: datetime, urgent: bool) -> datetime:
-    """Two office hours from ``start`` (30 minutes at any hour when urgent)."""
-    d = config.deadlines
-    if urgent:
-        return start + timedelta(minutes=d.urgent_response_minutes)
-    return add_office_minutes(config, start, d.response_minutes)
-
-
-def same_day_deadline(config: Config, start: datetime, *, next_day: bool = False) -> datetime:
-    """Tonight's same-day time, or tomorrow's when less than an hour is left."""
-    local = start.astimezone(config.tz)
-    deadline = datetime.combine(local.date(), config.deadlines.same_day, config.tz)
-    if next_day or local >= deadline - timedelta(hours=1):
-        deadline += timedelta(days=1)
-    return deadline
-
-
-def deadlines(config: Config, created: datetime, urgent: bool) -> tuple[datetime, datetime]:
-    """The response deadline and the same-day (矛盾不过夜) deadline."""
-    response = response_deadline(config, created, urgent)
-    return response, max(same_day_deadline(config, created), response)
 
 
 def watch(petition: Petition, due: datetime | None, kind: str = "") -> None:
@@ -245,10 +206,16 @@ def status_name(petition: Petition) -> str:
 def summary_line(petition: Petition, config: Config, *, details: bool = True) -> str:
     """One line of a list: number, state, and the matter unless it is private."""
     local = petition.created_at.astimezone(config.tz)
-    what = "（内容仅工作人员可见）" if petition.private and not details else short(petition.text)
+    what = (
+        "（内容仅工作人员可见）"
+        if petition.private and not details
+        else short(petition.text)
+    )
     flag = "【紧急】" if petition.urgent else ""
-    return (f"#{petition.id} {flag}{status_name(petition)}"
-            f" {petition.category} {local:%m-%d %H:%M} {what}")
+    return (
+        f"#{petition.id} {flag}{status_name(petition)}"
+        f" {petition.category} {local:%m-%d %H:%M} {what}"
+    )
 
 
 def short(text: str, limit: int = 30) -> str:
@@ -257,9 +224,13 @@ def short(text: str, limit: int = 30) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-async def open_petitions(session: AsyncSession, *, grid_id: str | None = None) -> list[Petition]:
+async def open_petitions(
+    session: AsyncSession, *, grid_id: str | None = None
+) -> list[Petition]:
     """Every open petition, oldest first."""
-    query = select(Petition).where(Petition.status.in_(OPEN_STATES)).order_by(Petition.id)
+    query = (
+        select(Petition).where(Petition.status.in_(OPEN_STATES)).order_by(Petition.id)
+    )
     if grid_id:
         query = query.where(Petition.grid_id == grid_id)
     return list(await session.scalars(query))
@@ -268,26 +239,50 @@ async def open_petitions(session: AsyncSession, *, grid_id: str | None = None) -
 # --- changing ------------------------------------------------------------------
 
 
-def record(session: AsyncSession, petition: Petition, actor_id: str, action: str,
-           to_status: str, now: datetime, note: str = "") -> PetitionEvent:
+def record(
+    session: AsyncSession,
+    petition: Petition,
+    actor_id: str,
+    action: str,
+    to_status: str,
+    now: datetime,
+    note: str = "",
+) -> PetitionEvent:
     """Write one history row and move the petition to ``to_status``."""
-    event = PetitionEvent(petition_id=petition.id, at=now, actor_id=actor_id, action=action,
-                          from_status=petition.status, to_status=to_status, note=note[:500])
+    event = PetitionEvent(
+        petition_id=petition.id,
+        at=now,
+        actor_id=actor_id,
+        action=action,
+        from_status=petition.status,
+        to_status=to_status,
+        note=note[:500],
+    )
     session.add(event)
     petition.status = to_status
     petition.updated_at = now
     return event
 
 
-def transition(session: AsyncSession, petition: Petition, action: str, actor_id: str,
-               now: datetime, note: str = "", *, config: Config | None = None) -> None:
+def transition(
+    session: AsyncSession,
+    petition: Petition,
+    action: str,
+    actor_id: str,
+    now: datetime,
+    note: str = "",
+    *,
+    config: Config | None = None,
+) -> None:
     """Apply a lifecycle action, or raise :class:`PetitionStateError` and change nothing.
 
     With ``config`` the watched deadline moves too (response, same-day, none).
     """
     allowed_from, to_status, name = TRANSITIONS[action]
     if petition.status not in allowed_from:
-        raise PetitionStateError(f"#{petition.id} 目前是“{status_name(petition)}”，不能{name}。")
+        raise PetitionStateError(
+            f"#{petition.id} 目前是“{status_name(petition)}”，不能{name}。"
+        )
     was = petition.status
     record(session, petition, actor_id, action, to_status, now, note)
 
@@ -318,30 +313,58 @@ def transition(session: AsyncSession, petition: Petition, action: str, actor_id:
             if due <= now:
                 due = same_day_deadline(config, now)
             watch(petition, due, "resolve")
-    log.info("petition changed petition=%s action=%s actor=%s to=%s",
-             petition.id, action, actor_id, to_status)
+    log.info(
+        "petition changed petition=%s action=%s actor=%s to=%s",
+        petition.id,
+        action,
+        actor_id,
+        to_status,
+    )
 
 
-def add_follower(session: AsyncSession, petition: Petition, member_id: str,
-                 now: datetime, note: str = "同问 +1") -> bool:
+def add_follower(
+    session: AsyncSession,
+    petition: Petition,
+    member_id: str,
+    now: datetime,
+    note: str = "同问 +1",
+) -> bool:
     """Link a neighbour to a petition as 同问 +1; False when already linked."""
     if member_id == petition.reporter_id or member_id in (petition.followers or []):
         return False
-    petition.followers = [*(petition.followers or []), member_id]  # a new list: JSON changes
+    petition.followers = [
+        *(petition.followers or []),
+        member_id,
+    ]  # a new list: JSON changes
     petition.updated_at = now
-    session.add(PetitionEvent(petition_id=petition.id, at=now, actor_id=member_id,
-                              action="plus_one", from_status=petition.status,
-                              to_status=petition.status, note=note))
+    session.add(
+        PetitionEvent(
+            petition_id=petition.id,
+            at=now,
+            actor_id=member_id,
+            action="plus_one",
+            from_status=petition.status,
+            to_status=petition.status,
+            note=note,
+        )
+    )
     return True
 
 
-def mark_duplicate(session: AsyncSession, petition: Petition, original: Petition,
-                   actor_id: str, now: datetime) -> None:
+def mark_duplicate(
+    session: AsyncSession,
+    petition: Petition,
+    original: Petition,
+    actor_id: str,
+    now: datetime,
+) -> None:
     """Close ``petition`` as a duplicate; its reporter and followers follow ``original``."""
     if original.id == petition.id:
         raise PetitionStateError("不能把一条诉求标记为它自己的重复。")
     if original.status not in OPEN_STATES:
-        raise PetitionStateError(f"#{original.id} 已经{status_name(original)}，请直接办结。")
+        raise PetitionStateError(
+            f"#{original.id} 已经{status_name(original)}，请直接办结。"
+        )
     transition(session, petition, "duplicate", actor_id, now, f"与 #{original.id} 重复")
     petition.duplicate_of = original.id
     for member_id in [petition.reporter_id, *(petition.followers or [])]:
@@ -349,43 +372,6 @@ def mark_duplicate(session: AsyncSession, petition: Petition, original: Petition
 
 
 # --- new reports -----------------------------------------------------------------
-
-
-def _locations_overlap(a: str, b: str) -> bool:
-    # "3号楼" and "3号楼2单元" overlap; "1号楼" and "11号楼" do not.
-    return bool(a and b) and (a.startswith(b) or b.startswith(a))
-
-
-def similar(petition: Petition, keywords: list[str], location: str | None) -> bool:
-    """Whether a new report of the same category is about the same matter."""
-    location = location or ""
-    if location and petition.location and not _locations_overlap(location,
-                                                                 petition.location):
-        return False  # a different building is a different matter
-    mine = {k for k in keywords if k not in GENERIC_WORDS}
-    theirs = {k for k in (petition.keywords or []) if k not in GENERIC_WORDS}
-    if mine & theirs:
-        return True
-    return not mine and not theirs and _locations_overlap(location, petition.location)
-
-
-async def find_similar(session: AsyncSession, config: Config, *, grid_id: str | None,
-                       category: str, keywords: list[str], location: str | None,
-                       urgent: bool, now: datetime) -> Petition | None:
-    """An open petition of the same grid and category within the window, if one matches."""
-    if grid_id is None:
-        return None
-    since = now - timedelta(hours=config.deadlines.duplicate_window_hours)
-    query = (select(Petition)
-             .where(Petition.grid_id == grid_id, Petition.category == category,
-                    Petition.status.in_(OPEN_STATES), Petition.created_at >= since)
-             .order_by(Petition.id.desc()).limit(50))
-    for petition in await session.scalars(query):
-        if urgent and not petition.urgent:
-            continue  # an urgent report never hides behind a calm one
-        if similar(petition, keywords, location):
-            return petition
-    return None
 
 
 async def reporter_grid(ctx: MessageContext) -> GridConfig | None:
@@ -396,8 +382,14 @@ async def reporter_grid(ctx: MessageContext) -> GridConfig | None:
     return ctx.config.grid(member.grid_id) if member and member.grid_id else None
 
 
-async def create_petition(ctx: MessageContext, *, category: str | None, urgent: bool,
-                          location: str | None, keywords: list[str]) -> Petition:
+async def create_petition(
+    ctx: MessageContext,
+    *,
+    category: str | None,
+    urgent: bool,
+    location: str | None,
+    keywords: list[str],
+) -> Petition:
     """Record a new petition from the message in ``ctx``, routed and with deadlines."""
     config = ctx.config
     now = ctx.now
@@ -405,21 +397,50 @@ async def create_petition(ctx: MessageContext, *, category: str | None, urgent: 
     routing = route(config, category, grid)
     response_due, resolve_due = deadlines(config, now, urgent)
     petition = Petition(
-        grid_id=grid.id if grid else None, room_id=ctx.message.room_id,
-        reporter_id=ctx.sender_id, reporter_name=ctx.sender_name[:128],
-        source_message_id=ctx.message.message_id, text=ctx.message.text,
-        category=routing.category, party=routing.party, assignee_id=routing.assignee_id,
-        location=(location or "")[:64], keywords=keywords[:20], urgent=urgent,
-        private=routing.category == "纠纷", status="reported", created_at=now,
-        updated_at=now, response_due=response_due, resolve_due=resolve_due, followers=[],
-        reopen_count=0, escalation=0, due_at=response_due, due_kind="response",
+        grid_id=grid.id if grid else None,
+        room_id=ctx.message.room_id,
+        reporter_id=ctx.sender_id,
+        reporter_name=ctx.sender_name[:128],
+        source_message_id=ctx.message.message_id,
+        text=ctx.message.text,
+        category=routing.category,
+        party=routing.party,
+        assignee_id=routing.assignee_id,
+        location=(location or "")[:64],
+        keywords=keywords[:20],
+        urgent=urgent,
+        private=routing.category == "纠纷",
+        status="reported",
+        created_at=now,
+        updated_at=now,
+        response_due=response_due,
+        resolve_due=resolve_due,
+        followers=[],
+        reopen_count=0,
+        escalation=0,
+        due_at=response_due,
+        due_kind="response",
     )
     ctx.session.add(petition)
     await ctx.session.flush()
-    ctx.session.add(PetitionEvent(petition_id=petition.id, at=now, actor_id=ctx.sender_id,
-                                  action="report", from_status="", to_status="reported"))
-    log.info("petition created petition=%s grid=%s category=%s party=%s urgent=%s",
-             petition.id, petition.grid_id, petition.category, petition.party, urgent)
+    ctx.session.add(
+        PetitionEvent(
+            petition_id=petition.id,
+            at=now,
+            actor_id=ctx.sender_id,
+            action="report",
+            from_status="",
+            to_status="reported",
+        )
+    )
+    log.info(
+        "petition created petition=%s grid=%s category=%s party=%s urgent=%s",
+        petition.id,
+        petition.grid_id,
+        petition.category,
+        petition.party,
+        urgent,
+    )
     return petition
 
 
@@ -428,13 +449,20 @@ async def create_petition(ctx: MessageContext, *, category: str | None, urgent: 
 
 async def handle_report(ctx: MessageContext) -> None:
     """A resident raised a matter: link it to the same open one, or record and route it."""
+    from handlers.duplicates import find_similar
+
     verdict = ctx.classification
     assert verdict is not None
     grid = await reporter_grid(ctx)
     category = route(ctx.config, verdict.category, grid).category
     original = await find_similar(
-        ctx.session, ctx.config, grid_id=grid.id if grid else None, category=category,
-        keywords=verdict.keywords, location=verdict.location, urgent=verdict.urgent,
+        ctx.session,
+        ctx.config,
+        grid_id=grid.id if grid else None,
+        category=category,
+        keywords=verdict.keywords,
+        location=verdict.location,
+        urgent=verdict.urgent,
         now=ctx.now,
     )
     if original is not None:
@@ -442,50 +470,83 @@ async def handle_report(ctx: MessageContext) -> None:
         return
 
     petition = await create_petition(
-        ctx, category=verdict.category, urgent=verdict.urgent, location=verdict.location,
+        ctx,
+        category=verdict.category,
+        urgent=verdict.urgent,
+        location=verdict.location,
         keywords=verdict.keywords,
     )
     ctx.outcome = f"petition:{petition.category}"
     if petition.urgent:
         _alert_urgent(ctx, petition, grid)
     elif petition.private:
-        ctx.reply(f"已登记诉求 #{petition.id}，工作人员会私下联系您，请留意消息。",
-                  mention_sender=True)
-        ctx.tell(ctx.config.community.staff_room,
-                 f"新诉求 {label(petition)}（纠纷，请私下联系反映人 {petition.reporter_name}）："
-                 f"{short(petition.text, 60)}", mention_ids=_ids(petition.assignee_id),
-                 mention_names=_names(ctx.config, petition.assignee_id), source="petition")
+        ctx.reply(
+            f"已登记诉求 #{petition.id}，工作人员会私下联系您，请留意消息。",
+            mention_sender=True,
+        )
+        ctx.tell(
+            ctx.config.community.staff_room,
+            f"新诉求 {label(petition)}（纠纷，请私下联系反映人 {petition.reporter_name}）："
+            f"{short(petition.text, 60)}",
+            mention_ids=_ids(petition.assignee_id),
+            mention_names=_names(ctx.config, petition.assignee_id),
+            source="petition",
+        )
     else:
-        ctx.reply(f"已登记诉求 {label(petition)}，{petition.party}会尽快处理，今天内给您答复。",
-                  mention_sender=True)
+        ctx.reply(
+            f"已登记诉求 {label(petition)}，{petition.party}会尽快处理，今天内给您答复。",
+            mention_sender=True,
+        )
 
 
 def _link(ctx: MessageContext, original: Petition) -> None:
     ctx.outcome = f"petition:follow:{original.id}"
-    if original.reporter_id == ctx.sender_id or ctx.sender_id in (original.followers or []):
-        ctx.reply(f"您反映的问题已在办理，编号 #{original.id}（{status_name(original)}），"
-                  "有结果会告诉您。", mention_sender=True)
+    if original.reporter_id == ctx.sender_id or ctx.sender_id in (
+        original.followers or []
+    ):
+        ctx.reply(
+            f"您反映的问题已在办理，编号 #{original.id}（{status_name(original)}），"
+            "有结果会告诉您。",
+            mention_sender=True,
+        )
         return
     add_follower(ctx.session, original, ctx.sender_id, ctx.now)
     log.info("petition followed petition=%s member=%s", original.id, ctx.sender_id)
-    ctx.reply(f"已有邻居反映过同样的问题，编号 #{original.id}（{status_name(original)}），"
-              "已为您记上“同问 +1”，办结时会一并告诉您。", mention_sender=True)
+    ctx.reply(
+        f"已有邻居反映过同样的问题，编号 #{original.id}（{status_name(original)}），"
+        "已为您记上“同问 +1”，办结时会一并告诉您。",
+        mention_sender=True,
+    )
 
 
-def _alert_urgent(ctx: MessageContext, petition: Petition, grid: GridConfig | None) -> None:
-    ctx.reply(f"已登记紧急诉求 {label(petition)}，已通知工作人员马上处理。"
-              "如有危险请先离开现场，必要时拨打119/120。", mention_sender=True)
+def _alert_urgent(
+    ctx: MessageContext, petition: Petition, grid: GridConfig | None
+) -> None:
+    ctx.reply(
+        f"已登记紧急诉求 {label(petition)}，已通知工作人员马上处理。"
+        "如有危险请先离开现场，必要时拨打119/120。",
+        mention_sender=True,
+    )
     notify = _ids(petition.assignee_id, grid.manager if grid else "")
     names = _names(ctx.config, *notify)
     minutes = ctx.config.deadlines.urgent_response_minutes
     if not ctx.is_private:
-        ctx.tell(ctx.room_id, f"【紧急】{label(petition)} 请尽快响应（{minutes}分钟内）。",
-                 mention_ids=notify, mention_names=names, source="urgent")
+        ctx.tell(
+            ctx.room_id,
+            f"【紧急】{label(petition)} 请尽快响应（{minutes}分钟内）。",
+            mention_ids=notify,
+            mention_names=names,
+            source="urgent",
+        )
     where = grid.name if grid else ""
     what = "（纠纷，详情见系统）" if petition.private else short(petition.text, 60)
-    ctx.tell(ctx.config.community.staff_room,
-             f"【紧急】{where} {label(petition)}：{what}，请{minutes}分钟内响应。",
-             mention_ids=notify, mention_names=names, source="urgent")
+    ctx.tell(
+        ctx.config.community.staff_room,
+        f"【紧急】{where} {label(petition)}：{what}，请{minutes}分钟内响应。",
+        mention_ids=notify,
+        mention_names=names,
+        source="urgent",
+    )
 
 
 def _ids(*ids: str) -> tuple[str, ...]:

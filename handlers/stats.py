@@ -97,9 +97,15 @@ class RateRow:
     def as_dict(self) -> dict[str, Any]:
         """Counts and rates, for JSON."""
         data = asdict(self)
-        for name in ("response_rate", "solve_rate", "satisfaction_rate",
-                     "on_time_response_rate", "same_day_rate", "avg_response_minutes",
-                     "avg_resolve_minutes"):
+        for name in (
+            "response_rate",
+            "solve_rate",
+            "satisfaction_rate",
+            "on_time_response_rate",
+            "same_day_rate",
+            "avg_response_minutes",
+            "avg_resolve_minutes",
+        ):
             data[name] = getattr(self, name)
         return data
 
@@ -130,8 +136,9 @@ def week_starts(config: Config, since: datetime, until: datetime) -> list[dateti
     return starts
 
 
-def _group_key(config: Config, group_by: str | None, since: datetime,
-               until: datetime) -> Any:
+def _group_key(
+    config: Config, group_by: str | None, since: datetime, until: datetime
+) -> Any:
     if group_by is None:
         return literal(ALL)
     if group_by == "grid":
@@ -142,20 +149,31 @@ def _group_key(config: Config, group_by: str | None, since: datetime,
         return Petition.category
     if group_by == "week":
         starts = week_starts(config, since, until)
-        whens = [(Petition.created_at < nxt, literal(start.date().isoformat()))
-                 for start, nxt in zip(starts, [*starts[1:], until], strict=True)]
+        whens = [
+            (Petition.created_at < nxt, literal(start.date().isoformat()))
+            for start, nxt in zip(starts, [*starts[1:], until], strict=True)
+        ]
         return case(*whens, else_=literal(starts[-1].date().isoformat()))
     raise ValueError(f"group_by must be one of {GROUPS}, got {group_by!r}")
 
 
-async def compute_rates(session: AsyncSession, config: Config, *, since: datetime,
-                        until: datetime, grid_id: str | None = None,
-                        group_by: str | None = None) -> list[RateRow]:
+async def compute_rates(
+    session: AsyncSession,
+    config: Config,
+    *,
+    since: datetime,
+    until: datetime,
+    grid_id: str | None = None,
+    group_by: str | None = None,
+) -> list[RateRow]:
     """The rates of petitions created in ``[since, until)``, per group, by SQL aggregates."""
     key = _group_key(config, group_by, since, until).label("key")
     dialect = session.bind.dialect.name if session.bind else "sqlite"
-    period = [Petition.created_at >= since, Petition.created_at < until,
-              Petition.status.notin_(EXCLUDED)]
+    period = [
+        Petition.created_at >= since,
+        Petition.created_at < until,
+        Petition.status.notin_(EXCLUDED),
+    ]
     if grid_id is not None:
         period.append(Petition.grid_id == grid_id)
 
@@ -166,21 +184,29 @@ async def compute_rates(session: AsyncSession, config: Config, *, since: datetim
             key,
             func.count().label("petitions"),
             _count(responded).label("responded"),
-            _count(or_(responded, Petition.response_due <= until)).label("response_due"),
-            _count(and_(responded, Petition.accepted_at <= Petition.response_due))
-            .label("responded_on_time"),
+            _count(or_(responded, Petition.response_due <= until)).label(
+                "response_due"
+            ),
+            _count(
+                and_(responded, Petition.accepted_at <= Petition.response_due)
+            ).label("responded_on_time"),
             _count(resolved).label("resolved"),
             _count(or_(resolved, Petition.resolve_due <= until)).label("same_day_due"),
-            _count(and_(resolved, Petition.resolved_at <= Petition.resolve_due))
-            .label("resolved_same_day"),
+            _count(and_(resolved, Petition.resolved_at <= Petition.resolve_due)).label(
+                "resolved_same_day"
+            ),
             func.coalesce(func.sum(Petition.reopen_count), 0).label("reopen_count"),
-            func.coalesce(func.sum(_minutes(dialect, Petition.accepted_at,
-                                            Petition.created_at)), 0.0)
-            .label("response_minutes"),
-            func.coalesce(func.sum(_minutes(dialect, Petition.resolved_at,
-                                            Petition.created_at)), 0.0)
-            .label("resolve_minutes"),
-        ).where(*period).group_by(key)
+            func.coalesce(
+                func.sum(_minutes(dialect, Petition.accepted_at, Petition.created_at)),
+                0.0,
+            ).label("response_minutes"),
+            func.coalesce(
+                func.sum(_minutes(dialect, Petition.resolved_at, Petition.created_at)),
+                0.0,
+            ).label("resolve_minutes"),
+        )
+        .where(*period)
+        .group_by(key)
     )
     answered = Followup.status == "answered"
     followup_rows = await session.execute(
@@ -189,13 +215,19 @@ async def compute_rates(session: AsyncSession, config: Config, *, since: datetim
             _count(answered).label("followups_answered"),
             _count(Followup.status == "unanswered").label("followups_unanswered"),
             _count(and_(answered, Followup.contacted.is_(True))).label("contacted_yes"),
-            _count(and_(answered, Followup.contacted.isnot(None))).label("contacted_answers"),
+            _count(and_(answered, Followup.contacted.isnot(None))).label(
+                "contacted_answers"
+            ),
             _count(and_(answered, Followup.solved.is_(True))).label("solved_yes"),
             _count(and_(answered, Followup.solved.isnot(None))).label("solved_answers"),
             _count(and_(answered, Followup.satisfied.is_(True))).label("satisfied_yes"),
-            _count(and_(answered, Followup.satisfied.isnot(None)))
-            .label("satisfied_answers"),
-        ).join(Petition, Petition.id == Followup.petition_id).where(*period).group_by(key)
+            _count(and_(answered, Followup.satisfied.isnot(None))).label(
+                "satisfied_answers"
+            ),
+        )
+        .join(Petition, Petition.id == Followup.petition_id)
+        .where(*period)
+        .group_by(key)
     )
 
     merged: dict[str, dict[str, Any]] = {}
@@ -206,8 +238,10 @@ async def compute_rates(session: AsyncSession, config: Config, *, since: datetim
     if group_by is None and not merged:
         merged[ALL] = {}
     names = {f.name for f in fields(RateRow)}
-    return [RateRow(key=k, **_typed({n: v for n, v in merged[k].items() if n in names}))
-            for k in sorted(merged)]
+    return [
+        RateRow(key=k, **_typed({n: v for n, v in merged[k].items() if n in names}))
+        for k in sorted(merged)
+    ]
 
 
 def _typed(values: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +251,9 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
 # --- /统计 -----------------------------------------------------------------------------
 
 
-def period_bounds(config: Config, now: datetime, word: str) -> tuple[datetime, datetime, str]:
+def period_bounds(
+    config: Config, now: datetime, word: str
+) -> tuple[datetime, datetime, str]:
     """``本周`` (since Monday) or ``本月`` (since the 1st), up to now, and its label."""
     today = now.astimezone(config.tz).date()
     if word == "本月":
@@ -243,22 +279,24 @@ def _minutes_text(value: float | None) -> str:
 
 def format_rates(row: RateRow, title: str) -> str:
     """The rates as a short message for the staff group."""
-    return "\n".join([
-        title,
-        f"诉求 {row.petitions} 件，已响应 {row.responded} 件，已办结 {row.resolved} 件，"
-        f"重新办理 {row.reopen_count} 次",
-        f"响应率 {percent(row.response_rate)}（{row.contacted_yes}/{row.contacted_answers}）"
-        f"  解决率 {percent(row.solve_rate)}（{row.solved_yes}/{row.solved_answers}）"
-        f"  满意率 {percent(row.satisfaction_rate)}"
-        f"（{row.satisfied_yes}/{row.satisfied_answers}）",
-        f"按时响应率 {percent(row.on_time_response_rate)}"
-        f"（{row.responded_on_time}/{row.response_due}）"
-        f"  当日办结率 {percent(row.same_day_rate)}"
-        f"（{row.resolved_same_day}/{row.same_day_due}）",
-        f"平均响应 {_minutes_text(row.avg_response_minutes)}，"
-        f"平均办结 {_minutes_text(row.avg_resolve_minutes)}，"
-        f"回访未答复 {row.followups_unanswered} 件",
-    ])
+    return "\n".join(
+        [
+            title,
+            f"诉求 {row.petitions} 件，已响应 {row.responded} 件，已办结 {row.resolved} 件，"
+            f"重新办理 {row.reopen_count} 次",
+            f"响应率 {percent(row.response_rate)}（{row.contacted_yes}/{row.contacted_answers}）"
+            f"  解决率 {percent(row.solve_rate)}（{row.solved_yes}/{row.solved_answers}）"
+            f"  满意率 {percent(row.satisfaction_rate)}"
+            f"（{row.satisfied_yes}/{row.satisfied_answers}）",
+            f"按时响应率 {percent(row.on_time_response_rate)}"
+            f"（{row.responded_on_time}/{row.response_due}）"
+            f"  当日办结率 {percent(row.same_day_rate)}"
+            f"（{row.resolved_same_day}/{row.same_day_due}）",
+            f"平均响应 {_minutes_text(row.avg_response_minutes)}，"
+            f"平均办结 {_minutes_text(row.avg_resolve_minutes)}，"
+            f"回访未答复 {row.followups_unanswered} 件",
+        ]
+    )
 
 
 @router.command("统计", "stats", roles=STAFF, usage="/统计 [本周|本月] [网格]")
@@ -270,8 +308,14 @@ async def show_rates(ctx: MessageContext, args: list[str]) -> None:
         if arg in ("本周", "本月"):
             word = arg
         else:
-            grid = next((g for g in ctx.config.grids if arg in (g.id, g.name)
-                         or (len(arg) >= 2 and arg in g.name)), None)
+            grid = next(
+                (
+                    g
+                    for g in ctx.config.grids
+                    if arg in (g.id, g.name) or (len(arg) >= 2 and arg in g.name)
+                ),
+                None,
+            )
             if grid is None:
                 raise CommandError(f"看不懂“{arg[:10]}”，例如：/统计 本月 1网格")
             grid_id = grid.id
@@ -283,31 +327,54 @@ async def show_rates(ctx: MessageContext, args: list[str]) -> None:
         raise CommandError("请写上网格，例如：/统计 本周 " + ctx.staff.grids[0])
 
     since, until, title = period_bounds(ctx.config, ctx.now, word)
-    rows = await compute_rates(ctx.session, ctx.config, since=since, until=until,
-                               grid_id=grid_id)
-    where = ctx.config.grid(grid_id).name if grid_id and ctx.config.grid(grid_id) else \
-        ctx.config.community.name
+    rows = await compute_rates(
+        ctx.session, ctx.config, since=since, until=until, grid_id=grid_id
+    )
+    where = (
+        ctx.config.grid(grid_id).name
+        if grid_id and ctx.config.grid(grid_id)
+        else ctx.config.community.name
+    )
     ctx.reply(format_rates(rows[0], f"{where} {title}诉求统计："))
     ctx.outcome = "command:统计"
 
 
 # --- the CSV export --------------------------------------------------------------------
 
-EXPORT_FIELDS = ("service_request_id", "category", "party", "requested_datetime",
-                 "expected_datetime", "updated_datetime", "status", "status_notes", "grid")
+EXPORT_FIELDS = (
+    "service_request_id",
+    "category",
+    "party",
+    "requested_datetime",
+    "expected_datetime",
+    "updated_datetime",
+    "status",
+    "status_notes",
+    "grid",
+)
 
 
-async def export_rows(session: AsyncSession, config: Config, since: datetime,
-                      until: datetime | None = None) -> AsyncIterator[dict[str, str]]:
+async def export_rows(
+    session: AsyncSession,
+    config: Config,
+    since: datetime,
+    until: datetime | None = None,
+) -> AsyncIterator[dict[str, str]]:
     """Open311-like rows of the petitions created since ``since``, streamed."""
-    last_note = (select(PetitionEvent.petition_id, func.max(PetitionEvent.id).label("eid"))
-                 .where(PetitionEvent.note != "").group_by(PetitionEvent.petition_id)
-                 .subquery())
-    query = (select(Petition, PetitionEvent.note)
-             .outerjoin(last_note, last_note.c.petition_id == Petition.id)
-             .outerjoin(PetitionEvent, PetitionEvent.id == last_note.c.eid)
-             .where(Petition.created_at >= since).order_by(Petition.id)
-             .execution_options(yield_per=1000))
+    last_note = (
+        select(PetitionEvent.petition_id, func.max(PetitionEvent.id).label("eid"))
+        .where(PetitionEvent.note != "")
+        .group_by(PetitionEvent.petition_id)
+        .subquery()
+    )
+    query = (
+        select(Petition, PetitionEvent.note)
+        .outerjoin(last_note, last_note.c.petition_id == Petition.id)
+        .outerjoin(PetitionEvent, PetitionEvent.id == last_note.c.eid)
+        .where(Petition.created_at >= since)
+        .order_by(Petition.id)
+        .execution_options(yield_per=1000)
+    )
     if until is not None:
         query = query.where(Petition.created_at < until)
     tz = config.tz
@@ -331,17 +398,22 @@ def _parse_date(raw: str) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date like 2026-12-01: {raw!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"not a date like 2026-12-01: {raw!r}"
+        ) from None
 
 
 def main_export(argv: list[str]) -> int:
     """``weizhili export petitions --since DATE [--until DATE] [--out FILE]``."""
-    parser = argparse.ArgumentParser(prog="weizhili export",
-                                     description="Export petitions as CSV (Open311-like).")
+    parser = argparse.ArgumentParser(
+        prog="weizhili export", description="Export petitions as CSV (Open311-like)."
+    )
     parser.add_argument("what", choices=["petitions"])
     parser.add_argument("--since", type=_parse_date, required=True)
     parser.add_argument("--until", type=_parse_date, default=None)
-    parser.add_argument("--out", default="-", help="file to write; '-' for standard output")
+    parser.add_argument(
+        "--out", default="-", help="file to write; '-' for standard output"
+    )
     parser.add_argument("--config", default=None)
     args = parser.parse_args(argv)
 
@@ -366,8 +438,9 @@ def main_export(argv: list[str]) -> int:
     return 0
 
 
-async def _export(config: Config, since: datetime, until: datetime | None,
-                  handle: TextIO) -> int:
+async def _export(
+    config: Config, since: datetime, until: datetime | None, handle: TextIO
+) -> int:
     from models.db import Database
 
     db = Database(config.db_url)

@@ -21,10 +21,10 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Services
+from handlers.petition_deadlines import in_quiet_hours
 from handlers.petitions import (
     OPEN_STATES,
     committee_ids,
-    in_quiet_hours,
     label,
     staff_name,
     status_name,
@@ -53,15 +53,28 @@ async def check_deadlines(services: Services) -> int:
     quiet = in_quiet_hours(services.config, now)
     steps = 0
     async with services.db.session() as session:
-        due = list(await session.scalars(
-            select(Petition)
-            .where(Petition.status.in_(OPEN_STATES), Petition.due_at.isnot(None),
-                   or_(and_(Petition.escalation < NUDGED, Petition.due_at <= now + nudge),
-                       and_(Petition.escalation < MANAGER_TOLD, Petition.due_at <= now),
-                       and_(Petition.escalation < COMMITTEE_TOLD,
-                            Petition.due_at <= now - COMMITTEE_AFTER)))
-            .order_by(Petition.due_at, Petition.id)
-        ))
+        due = list(
+            await session.scalars(
+                select(Petition)
+                .where(
+                    Petition.status.in_(OPEN_STATES),
+                    Petition.due_at.isnot(None),
+                    or_(
+                        and_(
+                            Petition.escalation < NUDGED, Petition.due_at <= now + nudge
+                        ),
+                        and_(
+                            Petition.escalation < MANAGER_TOLD, Petition.due_at <= now
+                        ),
+                        and_(
+                            Petition.escalation < COMMITTEE_TOLD,
+                            Petition.due_at <= now - COMMITTEE_AFTER,
+                        ),
+                    ),
+                )
+                .order_by(Petition.due_at, Petition.id)
+            )
+        )
         for petition in due:
             if quiet and not petition.urgent:
                 continue
@@ -72,8 +85,9 @@ async def check_deadlines(services: Services) -> int:
     return steps
 
 
-def _step(services: Services, session: AsyncSession, petition: Petition,
-          now: datetime) -> bool:
+def _step(
+    services: Services, session: AsyncSession, petition: Petition, now: datetime
+) -> bool:
     assert petition.due_at is not None
     config = services.config
     room = config.community.staff_room
@@ -88,32 +102,54 @@ def _step(services: Services, session: AsyncSession, petition: Petition,
         if petition.escalation >= NUDGED:
             return False
         petition.escalation = NUDGED
-        text = (f"【提醒】{where}{label(petition)}（{status_name(petition)}）"
-                f"请在 {_when(services, petition.due_at)} 前{what}。")
+        text = (
+            f"【提醒】{where}{label(petition)}（{status_name(petition)}）"
+            f"请在 {_when(services, petition.due_at)} 前{what}。"
+        )
         targets = [owner]
     elif petition.escalation < MANAGER_TOLD:
         petition.escalation = MANAGER_TOLD
-        text = (f"【超时】{where}{label(petition)} 应在 {_when(services, petition.due_at)} "
-                f"前{what}，已超时。负责人：{owner_name}。请网格员督办。")
+        text = (
+            f"【超时】{where}{label(petition)} 应在 {_when(services, petition.due_at)} "
+            f"前{what}，已超时。负责人：{owner_name}。请网格员督办。"
+        )
         targets = [manager, owner]
     elif now >= petition.due_at + COMMITTEE_AFTER:
         petition.escalation = COMMITTEE_TOLD
-        text = (f"【督办】{where}{label(petition)} 超时已超过"
-                f"{int(COMMITTEE_AFTER.total_seconds() // 3600)}小时仍未{what}，"
-                f"负责人：{owner_name}。请居委会协调。")
+        text = (
+            f"【督办】{where}{label(petition)} 超时已超过"
+            f"{int(COMMITTEE_AFTER.total_seconds() // 3600)}小时仍未{what}，"
+            f"负责人：{owner_name}。请居委会协调。"
+        )
         targets = [*committee_ids(config), manager]
     else:
         return False
 
     ids = [i for i in dict.fromkeys(targets) if i]
-    services.outbox.add(session, room, text, mention_ids=ids,
-                        mention_names=[staff_name(config, i) or i for i in ids],
-                        source=f"deadline:{petition.id}:{petition.escalation}")
+    services.outbox.add(
+        session,
+        room,
+        text,
+        mention_ids=ids,
+        mention_names=[staff_name(config, i) or i for i in ids],
+        source=f"deadline:{petition.id}:{petition.escalation}",
+    )
     if petition.escalation > NUDGED:
-        session.add(PetitionEvent(petition_id=petition.id, at=now,
-                                  actor_id=config.community.bot_id, action="escalate",
-                                  from_status=petition.status, to_status=petition.status,
-                                  note=f"超时督办第{petition.escalation - 1}级"))
-    log.info("petition deadline step petition=%s kind=%s level=%d",
-             petition.id, petition.due_kind, petition.escalation)
+        session.add(
+            PetitionEvent(
+                petition_id=petition.id,
+                at=now,
+                actor_id=config.community.bot_id,
+                action="escalate",
+                from_status=petition.status,
+                to_status=petition.status,
+                note=f"超时督办第{petition.escalation - 1}级",
+            )
+        )
+    log.info(
+        "petition deadline step petition=%s kind=%s level=%d",
+        petition.id,
+        petition.due_kind,
+        petition.escalation,
+    )
     return True

@@ -51,12 +51,16 @@ async def _claim(session: AsyncSession, key: str, now: datetime, note: str) -> b
 async def _last_notes(session: AsyncSession, ids: list[int]) -> dict[int, str]:
     if not ids:
         return {}
-    latest = (select(func.max(PetitionEvent.id))
-              .where(PetitionEvent.petition_id.in_(ids), PetitionEvent.note != "")
-              .group_by(PetitionEvent.petition_id))
+    latest = (
+        select(func.max(PetitionEvent.id))
+        .where(PetitionEvent.petition_id.in_(ids), PetitionEvent.note != "")
+        .group_by(PetitionEvent.petition_id)
+    )
     rows = await session.execute(
-        select(PetitionEvent.petition_id, PetitionEvent.note)
-        .where(PetitionEvent.id.in_(latest)))
+        select(PetitionEvent.petition_id, PetitionEvent.note).where(
+            PetitionEvent.id.in_(latest)
+        )
+    )
     return {petition_id: note for petition_id, note in rows}
 
 
@@ -77,8 +81,9 @@ def _why(services: Services, petition: Petition, note: str, now: datetime) -> st
     return "，".join(parts)
 
 
-async def _open_lines(services: Services, session: AsyncSession, petitions: list[Petition],
-                      now: datetime) -> list[str]:
+async def _open_lines(
+    services: Services, session: AsyncSession, petitions: list[Petition], now: datetime
+) -> list[str]:
     notes = await _last_notes(session, [p.id for p in petitions])
     config = services.config
     lines = []
@@ -86,64 +91,93 @@ async def _open_lines(services: Services, session: AsyncSession, petitions: list
         grid = config.grid(petition.grid_id) if petition.grid_id else None
         flag = "【紧急】" if petition.urgent else ""
         what = "（纠纷，详情见系统）" if petition.private else short(petition.text, 20)
-        lines.append(f"{flag}{label(petition)} {grid.name if grid else '未知网格'}：{what}"
-                     f"——{_why(services, petition, notes.get(petition.id, ''), now)}")
+        lines.append(
+            f"{flag}{label(petition)} {grid.name if grid else '未知网格'}：{what}"
+            f"——{_why(services, petition, notes.get(petition.id, ''), now)}"
+        )
     if len(petitions) > LIST_LIMIT:
         lines.append(f"……还有 {len(petitions) - LIST_LIMIT} 条，请到管理后台查看。")
     return lines
 
 
-async def nightly_digest(services: Services, *, late: bool = False,
-                         day: date | None = None) -> bool:
+async def nightly_digest(
+    services: Services, *, late: bool = False, day: date | None = None
+) -> bool:
     """Post tonight's list of open petitions, once; returns whether it was posted."""
     now = services.now()
     day = day or _local_date(services, now)
     async with services.db.session() as session:
-        if not await _claim(session, f"digest:{day.isoformat()}", now,
-                            "late" if late else ""):
+        if not await _claim(
+            session, f"digest:{day.isoformat()}", now, "late" if late else ""
+        ):
             return False
-        petitions = list(await session.scalars(
-            select(Petition).where(Petition.status.in_(OPEN_STATES))
-            .order_by(Petition.due_at.is_(None), Petition.due_at, Petition.id)))
+        petitions = list(
+            await session.scalars(
+                select(Petition)
+                .where(Petition.status.in_(OPEN_STATES))
+                .order_by(Petition.due_at.is_(None), Petition.due_at, Petition.id)
+            )
+        )
         mark = "（补发）" if late else ""
         if petitions:
-            overdue = sum(1 for p in petitions if p.due_at is not None and p.due_at <= now)
-            head = (f"【今日诉求小结】{day:%m月%d日}{mark} 尚未办结 {len(petitions)} 件，"
-                    f"其中超时 {overdue} 件：")
+            overdue = sum(
+                1 for p in petitions if p.due_at is not None and p.due_at <= now
+            )
+            head = (
+                f"【今日诉求小结】{day:%m月%d日}{mark} 尚未办结 {len(petitions)} 件，"
+                f"其中超时 {overdue} 件："
+            )
             lines = [head, *await _open_lines(services, session, petitions, now)]
         else:
-            lines = [f"【今日诉求小结】{day:%m月%d日}{mark} 今天的诉求都已办结，矛盾不过夜。"]
-        services.outbox.add(session, services.config.community.staff_room,
-                            mask_personal("\n".join(lines)), source=f"digest:{day}")
+            lines = [
+                f"【今日诉求小结】{day:%m月%d日}{mark} 今天的诉求都已办结，矛盾不过夜。"
+            ]
+        services.outbox.add(
+            session,
+            services.config.community.staff_room,
+            mask_personal("\n".join(lines)),
+            source=f"digest:{day}",
+        )
     services.outbox.wake()
     log.info("digest posted day=%s open=%d late=%s", day, len(petitions), late)
     return True
 
 
-async def morning_list(services: Services, *, late: bool = False,
-                       day: date | None = None) -> bool:
+async def morning_list(
+    services: Services, *, late: bool = False, day: date | None = None
+) -> bool:
     """Post the petitions that stayed open overnight, once; returns whether posted."""
     now = services.now()
     config = services.config
     day = day or _local_date(services, now)
     midnight = datetime.combine(day, time(0, 0), config.tz)
     async with services.db.session() as session:
-        if not await _claim(session, f"morning:{day.isoformat()}", now,
-                            "late" if late else ""):
+        if not await _claim(
+            session, f"morning:{day.isoformat()}", now, "late" if late else ""
+        ):
             return False
-        petitions = list(await session.scalars(
-            select(Petition).where(Petition.status.in_(OPEN_STATES),
-                                   Petition.created_at < midnight)
-            .order_by(Petition.created_at, Petition.id)))
+        petitions = list(
+            await session.scalars(
+                select(Petition)
+                .where(Petition.status.in_(OPEN_STATES), Petition.created_at < midnight)
+                .order_by(Petition.created_at, Petition.id)
+            )
+        )
         mark = "（补发）" if late else ""
         if petitions:
-            lines = [f"【早间待办】{day:%m月%d日}{mark} 过夜未办结的诉求 {len(petitions)} 件，"
-                     "请今天优先处理：",
-                     *await _open_lines(services, session, petitions, now)]
+            lines = [
+                f"【早间待办】{day:%m月%d日}{mark} 过夜未办结的诉求 {len(petitions)} 件，"
+                "请今天优先处理：",
+                *await _open_lines(services, session, petitions, now),
+            ]
         else:
             lines = [f"【早间待办】{day:%m月%d日}{mark} 没有过夜的诉求。"]
-        services.outbox.add(session, config.community.staff_room,
-                            mask_personal("\n".join(lines)), source=f"morning:{day}")
+        services.outbox.add(
+            session,
+            config.community.staff_room,
+            mask_personal("\n".join(lines)),
+            source=f"morning:{day}",
+        )
     services.outbox.wake()
     log.info("morning list posted day=%s open=%d late=%s", day, len(petitions), late)
     return True
@@ -152,7 +186,8 @@ async def morning_list(services: Services, *, late: bool = False,
 async def _ever_ran(services: Services, name: str) -> bool:
     async with services.db.session() as session:
         found = await session.scalar(
-            select(JobRun.key).where(JobRun.key.like(f"{name}:%")).limit(1))
+            select(JobRun.key).where(JobRun.key.like(f"{name}:%")).limit(1)
+        )
     return found is not None
 
 
@@ -177,9 +212,10 @@ async def catch_up(services: Services) -> list[str]:
         if not await _ever_ran(services, name):
             continue  # a first start has missed nothing
         slot = _last_slot(services, at, now)
-        if name == "morning" and (slot.date() != _local_date(services, now)
-                                  or now.astimezone(services.config.tz).time()
-                                  >= MORNING_CATCH_UP_UNTIL):
+        if name == "morning" and (
+            slot.date() != _local_date(services, now)
+            or now.astimezone(services.config.tz).time() >= MORNING_CATCH_UP_UNTIL
+        ):
             continue
         try:
             if await job(services, late=True, day=slot.date()):

@@ -17,14 +17,28 @@ NEIGHBOUR = "wxid_resident_002"
 STAFF_ROOM = "staff-room"
 
 
-async def say(app: App, clock: ManualClock, text: str, *, sender: str = RESIDENT,
-              name: str = "张阿姨", room: str | None = "grid-01",
-              mentions_bot: bool = False) -> str:
+async def say(
+    app: App,
+    clock: ManualClock,
+    text: str,
+    *,
+    sender: str = RESIDENT,
+    name: str = "张阿姨",
+    room: str | None = "grid-01",
+    mentions_bot: bool = False,
+) -> str:
     """Deliver one message now and send the replies; returns the outcome."""
     assert app.pipeline is not None
-    outcome = await app.pipeline.deliver(make_message(text, sender=sender, name=name,
-                                                      room=room, at=clock.now(),
-                                                      mentions_bot=mentions_bot))
+    outcome = await app.pipeline.deliver(
+        make_message(
+            text,
+            sender=sender,
+            name=name,
+            room=room,
+            at=clock.now(),
+            mentions_bot=mentions_bot,
+        )
+    )
     await drain(app)
     return outcome
 
@@ -42,8 +56,13 @@ async def events(app: App, number: int) -> list[PetitionEvent]:
     """The petition's history, oldest first."""
     assert app.services is not None
     async with app.services.db.session() as session:
-        return list(await session.scalars(select(PetitionEvent).where(
-            PetitionEvent.petition_id == number).order_by(PetitionEvent.id)))
+        return list(
+            await session.scalars(
+                select(PetitionEvent)
+                .where(PetitionEvent.petition_id == number)
+                .order_by(PetitionEvent.id)
+            )
+        )
 
 
 async def followups(app: App) -> list[Followup]:

@@ -38,16 +38,23 @@ def test_categories_route_to_their_party_and_assignee():
 
 
 def test_unknown_category_belongs_to_the_grid_manager():
-    assert route(CONFIG, "外星人", CONFIG.grid("grid-01")) == Routing("其他", "网格员", GM_1)
-    assert route(CONFIG, None, CONFIG.grid("grid-02")) == Routing("其他", "网格员", GM_2)
+    assert route(CONFIG, "外星人", CONFIG.grid("grid-01")) == Routing(
+        "其他", "网格员", GM_1
+    )
+    assert route(CONFIG, None, CONFIG.grid("grid-02")) == Routing(
+        "其他", "网格员", GM_2
+    )
 
 
 def test_per_grid_assignee_wins_even_for_grid_manager_categories():
-    config = replace(CONFIG, categories=(
-        CategoryConfig("维修", "物业", "wxid_wy_wang", {"grid-02": "wxid_wy_liu"}),
-        CategoryConfig("安全", "网格员", "", {"grid-01": "wxid_safety"}),
-        CategoryConfig("其他", "网格员"),
-    ))
+    config = replace(
+        CONFIG,
+        categories=(
+            CategoryConfig("维修", "物业", "wxid_wy_wang", {"grid-02": "wxid_wy_liu"}),
+            CategoryConfig("安全", "网格员", "", {"grid-01": "wxid_safety"}),
+            CategoryConfig("其他", "网格员"),
+        ),
+    )
     assert route(config, "维修", config.grid("grid-02")).assignee_id == "wxid_wy_liu"
     assert route(config, "维修", config.grid("grid-01")).assignee_id == "wxid_wy_wang"
     assert route(config, "安全", config.grid("grid-01")).assignee_id == "wxid_safety"
@@ -55,43 +62,104 @@ def test_per_grid_assignee_wins_even_for_grid_manager_categories():
 
 
 def test_party_without_assignee_falls_to_its_staff_then_the_grid_manager():
-    config = replace(CONFIG, categories=(CategoryConfig("环境", "物业"),
-                                         CategoryConfig("其他", "网格员")))
+    config = replace(
+        CONFIG,
+        categories=(CategoryConfig("环境", "物业"), CategoryConfig("其他", "网格员")),
+    )
     assert route(config, "环境", config.grid("grid-01")).assignee_id == PROPERTY
     nobody = replace(config, staff=tuple(s for s in config.staff if s.role != "物业"))
-    assert route(nobody, "环境", nobody.grid("grid-01")) == Routing("环境", "物业", GM_1)
+    assert route(nobody, "环境", nobody.grid("grid-01")) == Routing(
+        "环境", "物业", GM_1
+    )
 
 
 # --- deadlines -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("created", "urgent", "response", "same_day"), [
-    # Friday afternoon, office hours: two hours later, same-day 21:00
-    (local(2026, 12, 4, 15, 0), False, local(2026, 12, 4, 17, 0), local(2026, 12, 4, 21, 0)),
-    # 16:30: one hour today, one after Saturday's opening
-    (local(2026, 12, 4, 16, 30), False, local(2026, 12, 5, 9, 30), local(2026, 12, 5, 9, 30)),
-    # 22:00 Friday: two hours after Saturday 08:30; same-day moves to Saturday
-    (local(2026, 12, 4, 22, 0), False, local(2026, 12, 5, 10, 30), local(2026, 12, 5, 21, 0)),
-    # just after midnight: the same day's opening
-    (local(2026, 12, 5, 0, 10), False, local(2026, 12, 5, 10, 30), local(2026, 12, 5, 21, 0)),
-    # Sunday is closed: Monday 10:30
-    (local(2026, 12, 6, 11, 0), False, local(2026, 12, 7, 10, 30), local(2026, 12, 7, 10, 30)),
-    # early morning before opening
-    (local(2026, 12, 7, 7, 0), False, local(2026, 12, 7, 10, 30), local(2026, 12, 7, 21, 0)),
-    # urgent: 30 minutes at any hour, also at night and on Sunday
-    (local(2026, 12, 4, 23, 50), True, local(2026, 12, 5, 0, 20), local(2026, 12, 5, 21, 0)),
-    (local(2026, 12, 6, 3, 0), True, local(2026, 12, 6, 3, 30), local(2026, 12, 6, 21, 0)),
-    # 20:30: less than an hour to 21:00, so tomorrow's 21:00
-    (local(2026, 12, 4, 20, 30), True, local(2026, 12, 4, 21, 0), local(2026, 12, 5, 21, 0)),
-])
+@pytest.mark.parametrize(
+    ("created", "urgent", "response", "same_day"),
+    [
+        # Friday afternoon, office hours: two hours later, same-day 21:00
+        (
+            local(2026, 12, 4, 15, 0),
+            False,
+            local(2026, 12, 4, 17, 0),
+            local(2026, 12, 4, 21, 0),
+        ),
+        # 16:30: one hour today, one after Saturday's opening
+        (
+            local(2026, 12, 4, 16, 30),
+            False,
+            local(2026, 12, 5, 9, 30),
+            local(2026, 12, 5, 9, 30),
+        ),
+        # 22:00 Friday: two hours after Saturday 08:30; same-day moves to Saturday
+        (
+            local(2026, 12, 4, 22, 0),
+            False,
+            local(2026, 12, 5, 10, 30),
+            local(2026, 12, 5, 21, 0),
+        ),
+        # just after midnight: the same day's opening
+        (
+            local(2026, 12, 5, 0, 10),
+            False,
+            local(2026, 12, 5, 10, 30),
+            local(2026, 12, 5, 21, 0),
+        ),
+        # Sunday is closed: Monday 10:30
+        (
+            local(2026, 12, 6, 11, 0),
+            False,
+            local(2026, 12, 7, 10, 30),
+            local(2026, 12, 7, 10, 30),
+        ),
+        # early morning before opening
+        (
+            local(2026, 12, 7, 7, 0),
+            False,
+            local(2026, 12, 7, 10, 30),
+            local(2026, 12, 7, 21, 0),
+        ),
+        # urgent: 30 minutes at any hour, also at night and on Sunday
+        (
+            local(2026, 12, 4, 23, 50),
+            True,
+            local(2026, 12, 5, 0, 20),
+            local(2026, 12, 5, 21, 0),
+        ),
+        (
+            local(2026, 12, 6, 3, 0),
+            True,
+            local(2026, 12, 6, 3, 30),
+            local(2026, 12, 6, 21, 0),
+        ),
+        # 20:30: less than an hour to 21:00, so tomorrow's 21:00
+        (
+            local(2026, 12, 4, 20, 30),
+            True,
+            local(2026, 12, 4, 21, 0),
+            local(2026, 12, 5, 21, 0),
+        ),
+    ],
+)
 def test_deadlines(created, urgent, response, same_day):
     assert deadlines(CONFIG, created, urgent) == (response, same_day)
 
 
 # --- the lifecycle matrix ------------------------------------------------------------
 
-ALL_STATES = ("reported", "accepted", "in_progress", "transferred", "resolved", "closed",
-              "reopened", "withdrawn", "duplicate")
+ALL_STATES = (
+    "reported",
+    "accepted",
+    "in_progress",
+    "transferred",
+    "resolved",
+    "closed",
+    "reopened",
+    "withdrawn",
+    "duplicate",
+)
 EXPECTED = {  # action -> the states it may start from
     "accept": {"reported", "transferred", "reopened"},
     "progress": {"accepted", "in_progress", "transferred", "reopened"},
@@ -115,9 +183,20 @@ class _Session:
 
 def _bare(status: str) -> Petition:
     now = local(2026, 12, 4, 15, 0)
-    return Petition(id=7, status=status, urgent=False, reopen_count=0, escalation=0,
-                    created_at=now, updated_at=now, response_due=now, resolve_due=now,
-                    assignee_id=PROPERTY, due_at=None, due_kind="")
+    return Petition(
+        id=7,
+        status=status,
+        urgent=False,
+        reopen_count=0,
+        escalation=0,
+        created_at=now,
+        updated_at=now,
+        response_due=now,
+        resolve_due=now,
+        assignee_id=PROPERTY,
+        due_at=None,
+        due_kind="",
+    )
 
 
 @pytest.mark.parametrize("status", ALL_STATES)
@@ -132,7 +211,11 @@ def test_transition_matrix(action, status):
         (event,) = session.added
         assert isinstance(event, PetitionEvent)
         assert (event.from_status, event.to_status, event.actor_id, event.note) == (
-            status, p.status, GM_1, "说明")
+            status,
+            p.status,
+            GM_1,
+            "说明",
+        )
         assert (p.due_at is None) == (p.status not in OPEN_STATES)
     else:
         with pytest.raises(PetitionStateError) as info:
@@ -147,9 +230,20 @@ def test_watched_deadline_moves_with_the_lifecycle():
     p.resolve_due = local(2026, 12, 4, 21, 0)
     p.escalation = 2
     transition(session, p, "accept", PROPERTY, local(2026, 12, 4, 16, 0), config=CONFIG)  # type: ignore[arg-type]
-    assert (p.due_at, p.due_kind, p.escalation) == (local(2026, 12, 4, 21, 0), "resolve", 0)
-    transition(session, p, "progress", PROPERTY, local(2026, 12, 4, 18, 0), "明早上门",  # type: ignore[arg-type]
-               config=CONFIG)
+    assert (p.due_at, p.due_kind, p.escalation) == (
+        local(2026, 12, 4, 21, 0),
+        "resolve",
+        0,
+    )
+    transition(
+        session,
+        p,
+        "progress",
+        PROPERTY,
+        local(2026, 12, 4, 18, 0),
+        "明早上门",  # type: ignore[arg-type]
+        config=CONFIG,
+    )
     assert p.due_at == local(2026, 12, 5, 21, 0)
     transition(session, p, "transfer", GM_1, local(2026, 12, 5, 9, 0), config=CONFIG)  # type: ignore[arg-type]
     assert (p.due_at, p.due_kind) == (local(2026, 12, 5, 11, 0), "response")
@@ -168,8 +262,10 @@ async def test_report_accept_progress_resolve_writes_history(app, channel, clock
     await say(app, clock, "/进展 1 已联系电工", sender=PROPERTY, name="王经理")
     await say(app, clock, "/办结 1 已换灯泡", sender=PROPERTY, name="王经理")
 
-    history = [(e.action, e.from_status, e.to_status, e.actor_id, e.note)
-               for e in await events(app, 1)]
+    history = [
+        (e.action, e.from_status, e.to_status, e.actor_id, e.note)
+        for e in await events(app, 1)
+    ]
     assert history == [
         ("report", "", "reported", RESIDENT, ""),
         ("accept", "reported", "accepted", PROPERTY, ""),
@@ -181,7 +277,9 @@ async def test_report_accept_progress_resolve_writes_history(app, channel, clock
     assert any("有新进展：已联系电工" in t for t in texts)
 
 
-async def test_impossible_change_gets_a_clear_reply_and_changes_nothing(app, channel, clock):
+async def test_impossible_change_gets_a_clear_reply_and_changes_nothing(
+    app, channel, clock
+):
     await say(app, clock, "3号楼楼道灯坏了")
     await say(app, clock, "撤回 1")
     before = len(await events(app, 1))
@@ -191,28 +289,40 @@ async def test_impossible_change_gets_a_clear_reply_and_changes_nothing(app, cha
     assert len(await events(app, 1)) == before
 
 
-@pytest.mark.parametrize(("sender", "text", "allowed"), [
-    (PROPERTY, "/受理 1", True),      # 物业 on a 物业 matter
-    (PROPERTY, "/受理 2", False),     # 物业 on a 居委会 matter (纠纷)
-    (GM_1, "/受理 2", True),          # grid manager in their grid
-    (GM_2, "/受理 1", False),         # grid manager of another grid
-    (COMMITTEE, "/受理 1", True),     # 居委会: everywhere
-    (ADMIN, "/受理 2", True),         # 管理员: everywhere
-    (RESIDENT, "/受理 1", False),     # residents: never
-    (PROPERTY, "/催办 1", False),     # 催办 is for managers
-    (GM_1, "/催办 1", True),
-    (GM_2, "/查看 1", False),
-])
+@pytest.mark.parametrize(
+    ("sender", "text", "allowed"),
+    [
+        (PROPERTY, "/受理 1", True),  # 物业 on a 物业 matter
+        (PROPERTY, "/受理 2", False),  # 物业 on a 居委会 matter (纠纷)
+        (GM_1, "/受理 2", True),  # grid manager in their grid
+        (GM_2, "/受理 1", False),  # grid manager of another grid
+        (COMMITTEE, "/受理 1", True),  # 居委会: everywhere
+        (ADMIN, "/受理 2", True),  # 管理员: everywhere
+        (RESIDENT, "/受理 1", False),  # residents: never
+        (PROPERTY, "/催办 1", False),  # 催办 is for managers
+        (GM_1, "/催办 1", True),
+        (GM_2, "/查看 1", False),
+    ],
+)
 async def test_permission_matrix(app, channel, clock, sender, text, allowed):
     await say(app, clock, "3号楼楼道灯坏了")
-    await say(app, clock, "@社区小助手 楼上邻居天天半夜吵闹", mentions_bot=True,
-              sender=NEIGHBOUR, name="李大爷")
+    await say(
+        app,
+        clock,
+        "@社区小助手 楼上邻居天天半夜吵闹",
+        mentions_bot=True,
+        sender=NEIGHBOUR,
+        name="李大爷",
+    )
     assert (await petition(app, 2)).category == "纠纷"
     outcome = await say(app, clock, text, sender=sender, name="某人")
     number = int(text.split()[-1])
     async with app.services.db.session() as session:
-        refused = await session.scalar(select(func.count()).select_from(AuditEntry)
-                                       .where(AuditEntry.allowed.is_(False)))
+        refused = await session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.allowed.is_(False))
+        )
     changed = [e.action for e in await events(app, number)][1:]
     if allowed:
         assert refused == 0
@@ -221,7 +331,10 @@ async def test_permission_matrix(app, channel, clock, sender, text, allowed):
         assert refused == 1, channel.texts()
         assert changed == []
         assert outcome.startswith("command:")
-        assert any(w in channel.sent[-1].text for w in ("不能处理", "不在您负责", "只有工作人员"))
+        assert any(
+            w in channel.sent[-1].text
+            for w in ("不能处理", "不在您负责", "只有工作人员")
+        )
 
 
 async def test_transfer_moves_ownership_and_the_old_party_loses_it(app, channel, clock):
@@ -285,8 +398,17 @@ async def test_help_lists_only_what_the_caller_may_run(app, channel, clock):
     staff_help = channel.sent[-1].text
     assert "/我的" in resident_help and "/受理" not in resident_help
     assert "/统计" not in resident_help and "/转派" not in resident_help
-    for command in ("/受理", "/转派", "/进展", "/办结", "/退回", "/催办", "/列表", "/查看",
-                    "/统计"):
+    for command in (
+        "/受理",
+        "/转派",
+        "/进展",
+        "/办结",
+        "/退回",
+        "/催办",
+        "/列表",
+        "/查看",
+        "/统计",
+    ):
         assert command in staff_help
 
 
@@ -318,7 +440,9 @@ async def test_urgent_mentions_assignee_and_grid_manager_at_once(app, channel, c
 async def test_similar_report_is_linked_not_numbered(app, channel, clock):
     await say(app, clock, "3号楼楼道灯坏了")
     clock.advance(timedelta(hours=5))
-    outcome = await say(app, clock, "3号楼楼道灯也不亮了", sender=NEIGHBOUR, name="李大爷")
+    outcome = await say(
+        app, clock, "3号楼楼道灯也不亮了", sender=NEIGHBOUR, name="李大爷"
+    )
     assert outcome == "petition:follow:1"
     async with app.services.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(Petition)) == 1
@@ -329,19 +453,30 @@ async def test_similar_report_is_linked_not_numbered(app, channel, clock):
     await say(app, clock, "/查询 1", sender=NEIGHBOUR)
     assert "#1 目前：待受理" in channel.sent[-1].text
     await say(app, clock, "/办结 1 已换灯泡", sender=PROPERTY)
-    told = [m for m in channel.sent if m.room_id == "grid-01" and "同问" in m.text
-            and "已办结" in m.text]
+    told = [
+        m
+        for m in channel.sent
+        if m.room_id == "grid-01" and "同问" in m.text and "已办结" in m.text
+    ]
     assert told and told[0].mention_ids == (NEIGHBOUR,)
 
 
-@pytest.mark.parametrize(("first", "second", "hours", "linked"), [
-    ("3号楼楼道灯坏了", "3号楼2单元楼道灯不亮", 1, True),     # location inside the other
-    ("3号楼楼道灯坏了", "5号楼的楼道灯也坏了", 1, False),     # another building
-    ("1号楼电梯坏了", "11号楼电梯坏了", 1, False),            # not a prefix match
-    ("3号楼楼道灯坏了", "3号楼电梯坏了", 1, False),           # same place, other thing
-    ("3号楼楼道灯坏了", "3号楼楼道灯坏了", 73, False),        # outside the 72 hours
-    ("2号楼暖气不热", "3号楼楼道灯坏了", 1, False),           # another category
-])
+@pytest.mark.parametrize(
+    ("first", "second", "hours", "linked"),
+    [
+        (
+            "3号楼楼道灯坏了",
+            "3号楼2单元楼道灯不亮",
+            1,
+            True,
+        ),  # location inside the other
+        ("3号楼楼道灯坏了", "5号楼的楼道灯也坏了", 1, False),  # another building
+        ("1号楼电梯坏了", "11号楼电梯坏了", 1, False),  # not a prefix match
+        ("3号楼楼道灯坏了", "3号楼电梯坏了", 1, False),  # same place, other thing
+        ("3号楼楼道灯坏了", "3号楼楼道灯坏了", 73, False),  # outside the 72 hours
+        ("2号楼暖气不热", "3号楼楼道灯坏了", 1, False),  # another category
+    ],
+)
 async def test_duplicate_rules(app, clock, first, second, hours, linked):
     await say(app, clock, first)
     clock.advance(timedelta(hours=hours))
@@ -369,8 +504,12 @@ async def test_staff_marks_a_duplicate(app, channel, clock):
 
 
 async def test_dispute_is_acknowledged_without_details(app, channel, clock):
-    await say(app, clock, "@社区小助手 楼上邻居天天半夜吵闹，我电话13812345678",
-              mentions_bot=True)
+    await say(
+        app,
+        clock,
+        "@社区小助手 楼上邻居天天半夜吵闹，我电话13812345678",
+        mentions_bot=True,
+    )
     group = channel.texts("grid-01")
     assert group == ["已登记诉求 #1，工作人员会私下联系您，请留意消息。"]
     staff = channel.texts(STAFF_ROOM)
@@ -385,10 +524,13 @@ async def test_dispute_is_acknowledged_without_details(app, channel, clock):
 
 
 async def test_group_replies_mask_phone_id_and_door_numbers(app, channel, clock):
-    await say(app, clock, "3号楼2单元502漏水到楼下，电话13812345678，"
-              "身份证110101199003071234")
+    await say(
+        app, clock, "3号楼2单元502漏水到楼下，电话13812345678，身份证110101199003071234"
+    )
     await say(app, clock, "/列表", sender=GM_1)
-    await say(app, clock, "/进展 1 已联系3号楼2单元502住户 13987654321", sender=PROPERTY)
+    await say(
+        app, clock, "/进展 1 已联系3号楼2单元502住户 13987654321", sender=PROPERTY
+    )
     everything = " ".join(channel.texts())
     for secret in ("13812345678", "110101199003071234", "502", "13987654321"):
         assert secret not in everything
@@ -407,8 +549,10 @@ async def test_mine_lists_own_and_followed(app, channel, clock):
     assert "#1" in text and "#2" in text
 
 
-@pytest.mark.parametrize("question", ["1号诉求怎么样了", "#1怎么样了？", "1号报修处理了吗",
-                                      "/查询 1", "查询 1"])
+@pytest.mark.parametrize(
+    "question",
+    ["1号诉求怎么样了", "#1怎么样了？", "1号报修处理了吗", "/查询 1", "查询 1"],
+)
 async def test_status_question_in_plain_words(app, channel, clock, question):
     await say(app, clock, "3号楼楼道灯坏了")
     await say(app, clock, "/受理 1", sender=PROPERTY)
@@ -431,7 +575,9 @@ async def test_others_cannot_query_or_withdraw(app, channel, clock):
 
 
 async def test_private_report_uses_the_members_grid(app, channel, clock):
-    await say(app, clock, "今天天气不错", sender=NEIGHBOUR, room="grid-02")  # seen in grid-02
+    await say(
+        app, clock, "今天天气不错", sender=NEIGHBOUR, room="grid-02"
+    )  # seen in grid-02
     await say(app, clock, "2号楼暖气不热", sender=NEIGHBOUR, room=None)
     p = await petition(app, 1)
     assert (p.grid_id, p.room_id) == ("grid-02", None)

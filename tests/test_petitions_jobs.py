@@ -54,7 +54,11 @@ async def test_response_resets_the_steps_for_the_same_day_deadline(app, channel,
     await at(app, clock, local(2026, 12, 4, 17, 5), check_deadlines)  # overdue: GM told
     await say(app, clock, "/受理 1", sender=PROPERTY)
     p = await petition(app, 1)
-    assert (p.due_kind, p.due_at, p.escalation) == ("resolve", local(2026, 12, 4, 21, 0), 0)
+    assert (p.due_kind, p.due_at, p.escalation) == (
+        "resolve",
+        local(2026, 12, 4, 21, 0),
+        0,
+    )
     start = len(channel.sent)
     await at(app, clock, local(2026, 12, 4, 20, 35), check_deadlines)
     assert "前办结或报告进展" in staff_messages(channel, start)[0].text
@@ -79,14 +83,22 @@ async def test_night_report_is_due_after_the_next_opening(app, channel, clock):
     assert "10:30 前响应" in nudge.text
 
 
-async def test_quiet_hours_hold_calm_escalations_but_not_urgent_ones(app, channel, clock):
+async def test_quiet_hours_hold_calm_escalations_but_not_urgent_ones(
+    app, channel, clock
+):
     clock.set(local(2026, 12, 4, 22, 30))
     await say(app, clock, "厨房有煤气味")  # urgent: due 23:00
-    await say(app, clock, "2号楼暖气不热", room="grid-02", sender="wxid_r9")  # due Sat 10:30
+    await say(
+        app, clock, "2号楼暖气不热", room="grid-02", sender="wxid_r9"
+    )  # due Sat 10:30
     start = len(channel.sent)
     await at(app, clock, local(2026, 12, 4, 23, 1), check_deadlines)
     messages = staff_messages(channel, start)
-    assert len(messages) == 1 and "#1" in messages[0].text and "【超时】" in messages[0].text
+    assert (
+        len(messages) == 1
+        and "#1" in messages[0].text
+        and "【超时】" in messages[0].text
+    )
 
 
 async def test_nightly_digest_lists_open_petitions_and_why(app, channel, clock):
@@ -130,7 +142,9 @@ async def test_morning_list_shows_what_stayed_overnight(app, channel, clock):
     assert "#1（" in morning.text and "#2（" not in morning.text
 
 
-async def test_digest_runs_once_across_a_restart_and_catches_up_once(app, channel, clock):
+async def test_digest_runs_once_across_a_restart_and_catches_up_once(
+    app, channel, clock
+):
     # Thursday's digest ran; then the bot was down from Thursday night to Sunday morning.
     await at(app, clock, local(2026, 12, 3, 21, 30), nightly_digest)
     await at(app, clock, local(2026, 12, 4, 8, 30), morning_list)
@@ -157,7 +171,9 @@ async def test_morning_catch_up_is_skipped_after_noon(app, channel, clock):
     await at(app, clock, local(2026, 12, 3, 8, 30), morning_list)
     start = len(channel.sent)
     await at(app, clock, local(2026, 12, 4, 13, 0), catch_up)
-    assert not any("早间" in t for t in [m.text for m in staff_messages(channel, start)])
+    assert not any(
+        "早间" in t for t in [m.text for m in staff_messages(channel, start)]
+    )
 
 
 async def test_features_register_the_jobs(app):

@@ -47,14 +47,28 @@ LIST_LIMIT = 30
 # --- helpers -------------------------------------------------------------------------
 
 
-def _audit(ctx: MessageContext, action: str, petition: Petition, detail: str = "",
-           allowed: bool = True) -> None:
-    ctx.session.add(AuditEntry(at=ctx.now, actor_id=ctx.sender_id, action=action,
-                               target=f"#{petition.id}", allowed=allowed, detail=detail[:500]))
+def _audit(
+    ctx: MessageContext,
+    action: str,
+    petition: Petition,
+    detail: str = "",
+    allowed: bool = True,
+) -> None:
+    ctx.session.add(
+        AuditEntry(
+            at=ctx.now,
+            actor_id=ctx.sender_id,
+            action=action,
+            target=f"#{petition.id}",
+            allowed=allowed,
+            detail=detail[:500],
+        )
+    )
 
 
-async def _staff_petition(ctx: MessageContext, args: list[str], usage: str,
-                          action: str) -> Petition:
+async def _staff_petition(
+    ctx: MessageContext, args: list[str], usage: str, action: str
+) -> Petition:
     number = petition_number(args, usage)
     try:
         petition = await get_petition(ctx.session, number)
@@ -62,8 +76,13 @@ async def _staff_petition(ctx: MessageContext, args: list[str], usage: str,
         raise CommandError(str(exc)) from None
     assert ctx.staff is not None
     if not may_handle(ctx.staff, petition):
-        _audit(ctx, f"petition:{action}", petition, "refused: outside role or grid",
-               allowed=False)
+        _audit(
+            ctx,
+            f"petition:{action}",
+            petition,
+            "refused: outside role or grid",
+            allowed=False,
+        )
         if not ctx.staff.covers(petition.grid_id):
             raise CommandError(f"#{number} 不在您负责的网格内。")
         raise CommandError(f"#{number} 由{petition.party}负责，您不能处理。")
@@ -77,8 +96,15 @@ def _details_ok(ctx: MessageContext) -> bool:
 
 def _change(ctx: MessageContext, petition: Petition, action: str, note: str) -> None:
     try:
-        transition(ctx.session, petition, action, ctx.sender_id, ctx.now, note,
-                   config=ctx.config)
+        transition(
+            ctx.session,
+            petition,
+            action,
+            ctx.sender_id,
+            ctx.now,
+            note,
+            config=ctx.config,
+        )
     except PetitionError as exc:
         raise CommandError(str(exc)) from None
     _audit(ctx, f"petition:{action}", petition, note)
@@ -89,18 +115,31 @@ def tell_reporter(ctx: MessageContext, petition: Petition, text: str) -> None:
     if petition.private or petition.room_id is None:
         ctx.tell(petition.reporter_id, text, source="petition-update")
     elif petition.room_id == ctx.room_id:
-        ctx.reply(text, mention_ids=(petition.reporter_id,),
-                  mention_names=(petition.reporter_name,))
+        ctx.reply(
+            text,
+            mention_ids=(petition.reporter_id,),
+            mention_names=(petition.reporter_name,),
+        )
     else:
-        ctx.tell(petition.room_id, text, mention_ids=(petition.reporter_id,),
-                 mention_names=(petition.reporter_name,), source="petition-update")
+        ctx.tell(
+            petition.room_id,
+            text,
+            mention_ids=(petition.reporter_id,),
+            mention_names=(petition.reporter_name,),
+            source="petition-update",
+        )
 
 
 def _tell_staff(ctx: MessageContext, member_id: str, text: str) -> None:
     ids = (member_id,) if member_id else ()
     names = (staff_name(ctx.config, member_id) or member_id,) if member_id else ()
-    ctx.tell(ctx.config.community.staff_room, text, mention_ids=ids, mention_names=names,
-             source="petition-staff")
+    ctx.tell(
+        ctx.config.community.staff_room,
+        text,
+        mention_ids=ids,
+        mention_names=names,
+        source="petition-staff",
+    )
 
 
 def _note(args: list[str]) -> str:
@@ -116,7 +155,9 @@ async def accept(ctx: MessageContext, args: list[str]) -> None:
     petition = await _staff_petition(ctx, args, "/受理 12", "accept")
     _change(ctx, petition, "accept", _note(args))
     ctx.reply(f"{label(petition)} 已受理，请在{_due(ctx, petition)}前办结或报告进展。")
-    tell_reporter(ctx, petition, f"您反映的 #{petition.id} 已受理，{petition.party}正在处理。")
+    tell_reporter(
+        ctx, petition, f"您反映的 #{petition.id} 已受理，{petition.party}正在处理。"
+    )
 
 
 @router.command("进展", "progress", "pg", roles=STAFF, usage="/进展 12 说明")
@@ -138,12 +179,19 @@ async def resolve(ctx: MessageContext, args: list[str]) -> None:
     note = _note(args)
     _change(ctx, petition, "resolve", note)
     create_followup(ctx.session, ctx.config, petition, ctx.now)
-    ctx.reply(f"{label(petition)} 已办结，稍后会回访反映人。" + (f"说明：{note}" if note else ""))
+    ctx.reply(
+        f"{label(petition)} 已办结，稍后会回访反映人。"
+        + (f"说明：{note}" if note else "")
+    )
     followers = tuple(petition.followers or ())
     if followers and petition.room_id and not petition.private:
-        ctx.tell(petition.room_id, f"您关注（同问）的 #{petition.id} 已办结。"
-                 + (f"说明：{note}" if note else ""), mention_ids=followers,
-                 source="petition-followers")
+        ctx.tell(
+            petition.room_id,
+            f"您关注（同问）的 #{petition.id} 已办结。"
+            + (f"说明：{note}" if note else ""),
+            mention_ids=followers,
+            source="petition-followers",
+        )
 
 
 @router.command("转派", "transfer", "tf", roles=STAFF, usage="/转派 12 物业")
@@ -161,7 +209,11 @@ async def transfer(ctx: MessageContext, args: list[str]) -> None:
     _change(ctx, petition, "transfer", note)
     petition.party, petition.assignee_id = party, assignee
     ctx.reply(f"#{petition.id} 已转给{party}办理。")
-    _tell_staff(ctx, assignee, f"{label(petition)} 转给您办理，请尽快受理：{short(petition.text)}")
+    _tell_staff(
+        ctx,
+        assignee,
+        f"{label(petition)} 转给您办理，请尽快受理：{short(petition.text)}",
+    )
 
 
 @router.command("退回", "return", "back", roles=STAFF, usage="/退回 12 原因")
@@ -175,8 +227,9 @@ async def send_back(ctx: MessageContext, args: list[str]) -> None:
     _change(ctx, petition, "return", note)
     petition.party, petition.assignee_id = "网格员", grid.manager if grid else ""
     ctx.reply(f"#{petition.id} 已退回网格员重新分派。")
-    _tell_staff(ctx, petition.assignee_id,
-                f"{label(petition)} 被退回，请重新分派。原因：{note}")
+    _tell_staff(
+        ctx, petition.assignee_id, f"{label(petition)} 被退回，请重新分派。原因：{note}"
+    )
 
 
 @router.command("催办", "urge", roles=MANAGERS, usage="/催办 12")
@@ -184,13 +237,26 @@ async def urge(ctx: MessageContext, args: list[str]) -> None:
     """催促负责人尽快办理"""
     petition = await _staff_petition(ctx, args, "/催办 12", "urge")
     if petition.status not in OPEN_STATES:
-        raise CommandError(f"#{petition.id} 目前是“{status_name(petition)}”，不用催办。")
-    ctx.session.add(PetitionEvent(petition_id=petition.id, at=ctx.now, actor_id=ctx.sender_id,
-                                  action="urge", from_status=petition.status,
-                                  to_status=petition.status, note=_note(args)[:500]))
+        raise CommandError(
+            f"#{petition.id} 目前是“{status_name(petition)}”，不用催办。"
+        )
+    ctx.session.add(
+        PetitionEvent(
+            petition_id=petition.id,
+            at=ctx.now,
+            actor_id=ctx.sender_id,
+            action="urge",
+            from_status=petition.status,
+            to_status=petition.status,
+            note=_note(args)[:500],
+        )
+    )
     _audit(ctx, "petition:urge", petition, _note(args))
-    _tell_staff(ctx, petition.assignee_id,
-                f"【催办】{label(petition)}（{status_name(petition)}）请尽快办理并报告进展。")
+    _tell_staff(
+        ctx,
+        petition.assignee_id,
+        f"【催办】{label(petition)}（{status_name(petition)}）请尽快办理并报告进展。",
+    )
     ctx.reply(f"已催办 #{petition.id}。")
 
 
@@ -233,7 +299,9 @@ async def list_petitions(ctx: MessageContext, args: list[str]) -> None:
         elif (grid := _find_grid(ctx, arg)) is not None:
             grid_id = grid
         else:
-            raise CommandError(f"看不懂“{arg[:10]}”：可以写状态（如 待受理）、网格或分类。")
+            raise CommandError(
+                f"看不懂“{arg[:10]}”：可以写状态（如 待受理）、网格或分类。"
+            )
 
     query = select(Petition).where(Petition.status.in_(statuses)).order_by(Petition.id)
     if grid_id:
@@ -263,11 +331,17 @@ def _find_grid(ctx: MessageContext, arg: str) -> str | None:
 async def view(ctx: MessageContext, args: list[str]) -> None:
     """查看一条诉求的详情和办理记录"""
     petition = await _staff_petition(ctx, args, "/查看 12", "view")
-    events = list(await ctx.session.scalars(
-        select(PetitionEvent).where(PetitionEvent.petition_id == petition.id)
-        .order_by(PetitionEvent.id)))
+    events = list(
+        await ctx.session.scalars(
+            select(PetitionEvent)
+            .where(PetitionEvent.petition_id == petition.id)
+            .order_by(PetitionEvent.id)
+        )
+    )
     tz = ctx.config.tz
-    who = staff_name(ctx.config, petition.assignee_id) or petition.assignee_id or "未分派"
+    who = (
+        staff_name(ctx.config, petition.assignee_id) or petition.assignee_id or "未分派"
+    )
     lines = [
         f"{label(petition)} {status_name(petition)}{'【紧急】' if petition.urgent else ''}",
         f"反映人：{petition.reporter_name}  负责人：{who}",
@@ -280,10 +354,12 @@ async def view(ctx: MessageContext, args: list[str]) -> None:
         lines.append(f"同问：{len(petition.followers)} 人")
     lines.append("办理记录：")
     for event in events:
-        lines.append(f"· {event.at.astimezone(tz):%m-%d %H:%M} {_actor(ctx, event.actor_id)} "
-                     f"{ACTION_NAMES.get(event.action, event.action)}→"
-                     f"{STATUS_NAMES.get(event.to_status, event.to_status)}"
-                     + (f"：{event.note}" if event.note else ""))
+        lines.append(
+            f"· {event.at.astimezone(tz):%m-%d %H:%M} {_actor(ctx, event.actor_id)} "
+            f"{ACTION_NAMES.get(event.action, event.action)}→"
+            f"{STATUS_NAMES.get(event.to_status, event.to_status)}"
+            + (f"：{event.note}" if event.note else "")
+        )
     text = "\n".join(lines)
     if petition.private and not _details_ok(ctx):
         ctx.reply(text, room_id=ctx.sender_id)  # details of a dispute stay private
@@ -305,14 +381,20 @@ def _actor(ctx: MessageContext, member_id: str) -> str:
 async def mine(ctx: MessageContext, args: list[str]) -> None:
     """查看自己反映过（或同问）的诉求"""
     follower = cast(Petition.followers, String).like(f'%"{ctx.sender_id}"%')
-    query = (select(Petition).where(or_(Petition.reporter_id == ctx.sender_id, follower))
-             .order_by(Petition.id.desc()).limit(10))
+    query = (
+        select(Petition)
+        .where(or_(Petition.reporter_id == ctx.sender_id, follower))
+        .order_by(Petition.id.desc())
+        .limit(10)
+    )
     rows = list(await ctx.session.scalars(query))
     if not rows:
         ctx.reply("您还没有反映过诉求。", mention_sender=True)
         return
     details = ctx.is_private
-    lines = ["您反映的诉求："] + [summary_line(p, ctx.config, details=details) for p in rows]
+    lines = ["您反映的诉求："] + [
+        summary_line(p, ctx.config, details=details) for p in rows
+    ]
     ctx.reply("\n".join(lines), mention_sender=True)
 
 
@@ -326,17 +408,26 @@ async def query_status(ctx: MessageContext, args: list[str]) -> None:
 async def answer_status(ctx: MessageContext, number: int) -> None:
     """Tell the reporter (or a follower, or staff) where a petition stands."""
     petition = await ctx.session.get(Petition, number)
-    own = petition is not None and (petition.reporter_id == ctx.sender_id
-                                    or ctx.sender_id in (petition.followers or []))
-    staff_ok = petition is not None and ctx.staff is not None and may_handle(ctx.staff,
-                                                                             petition)
+    own = petition is not None and (
+        petition.reporter_id == ctx.sender_id
+        or ctx.sender_id in (petition.followers or [])
+    )
+    staff_ok = (
+        petition is not None
+        and ctx.staff is not None
+        and may_handle(ctx.staff, petition)
+    )
     if petition is None or not (own or staff_ok):
         raise CommandError(f"没有找到您反映的 #{number} 号诉求。")
     text = f"#{petition.id} 目前：{status_name(petition)}。"
-    last = (await ctx.session.scalars(
-        select(PetitionEvent).where(PetitionEvent.petition_id == petition.id,
-                                    PetitionEvent.note != "")
-        .order_by(PetitionEvent.id.desc()).limit(1))).first()
+    last = (
+        await ctx.session.scalars(
+            select(PetitionEvent)
+            .where(PetitionEvent.petition_id == petition.id, PetitionEvent.note != "")
+            .order_by(PetitionEvent.id.desc())
+            .limit(1)
+        )
+    ).first()
     if last is not None and (not petition.private or ctx.is_private):
         text += f"最近说明：{short(last.note, 40)}"
     ctx.reply(text, mention_sender=True)
@@ -370,8 +461,15 @@ async def withdraw(ctx: MessageContext, args: list[str]) -> None:
     if petition is None or petition.reporter_id != ctx.sender_id:
         raise CommandError(f"只能撤回您自己反映的诉求，没有找到您的 #{number}。")
     try:
-        transition(ctx.session, petition, "withdraw", ctx.sender_id, ctx.now, "本人撤回",
-                   config=ctx.config)
+        transition(
+            ctx.session,
+            petition,
+            "withdraw",
+            ctx.sender_id,
+            ctx.now,
+            "本人撤回",
+            config=ctx.config,
+        )
     except PetitionError as exc:
         raise CommandError(str(exc)) from None
     await cancel_followups(ctx.session, petition.id)

@@ -27,9 +27,13 @@ def upgrade() -> None:
             sa.Column("due_at", models.base.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(
-            sa.Column("due_kind", sa.String(length=16), nullable=False, server_default="")
+            sa.Column(
+                "due_kind", sa.String(length=16), nullable=False, server_default=""
+            )
         )
-        batch_op.create_index(batch_op.f("ix_petitions_due_at"), ["due_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_petitions_due_at"), ["due_at"], unique=False
+        )
     # Open petitions keep being watched: the response deadline until someone responds.
     op.execute(
         f"UPDATE petitions SET due_at = response_due, due_kind = 'response' "
