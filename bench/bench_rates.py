@@ -19,14 +19,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert
 
-from bot.config import demo_config  # noqa: E402
-from handlers.stats import compute_rates  # noqa: E402
-from models.db import Database, upgrade  # noqa: E402
-from models.tables import Followup, Petition  # noqa: E402
+from bot.config import demo_config
+from handlers.stats import compute_rates
+from models.db import Database, upgrade
+from models.tables import Followup, Petition
 
-CATEGORIES = [("维修", "物业"), ("环境", "物业"), ("纠纷", "居委会"), ("安全", "网格员")]
+CATEGORIES = [
+    ("维修", "物业"),
+    ("环境", "物业"),
+    ("纠纷", "居委会"),
+    ("安全", "网格员"),
+]
 STATUSES = ["closed"] * 6 + ["resolved"] * 2 + ["reported", "accepted", "withdrawn"]
 
 
@@ -39,19 +44,35 @@ def petitions(count: int, start: datetime, rng: random.Random) -> list[dict]:
         accepted = created + timedelta(minutes=rng.randrange(5, 300))
         resolved = accepted + timedelta(minutes=rng.randrange(10, 2000))
         done = status in ("closed", "resolved")
-        rows.append({
-            "id": number, "grid_id": f"grid-0{rng.randrange(1, 4)}", "room_id": "g",
-            "reporter_id": f"wxid_{rng.randrange(5000)}", "reporter_name": "", "text": "…",
-            "category": category, "party": party, "assignee_id": "", "location": "",
-            "keywords": [], "urgent": False, "private": False, "status": status,
-            "created_at": created, "updated_at": created,
-            "response_due": created + timedelta(hours=2),
-            "resolve_due": created + timedelta(hours=8),
-            "accepted_at": accepted if status != "reported" else None,
-            "resolved_at": resolved if done else None, "closed_at": None,
-            "reopen_count": rng.choice([0] * 9 + [1]), "escalation": 0, "followers": [],
-            "due_kind": "",
-        })
+        rows.append(
+            {
+                "id": number,
+                "grid_id": f"grid-0{rng.randrange(1, 4)}",
+                "room_id": "g",
+                "reporter_id": f"wxid_{rng.randrange(5000)}",
+                "reporter_name": "",
+                "text": "…",
+                "category": category,
+                "party": party,
+                "assignee_id": "",
+                "location": "",
+                "keywords": [],
+                "urgent": False,
+                "private": False,
+                "status": status,
+                "created_at": created,
+                "updated_at": created,
+                "response_due": created + timedelta(hours=2),
+                "resolve_due": created + timedelta(hours=8),
+                "accepted_at": accepted if status != "reported" else None,
+                "resolved_at": resolved if done else None,
+                "closed_at": None,
+                "reopen_count": rng.choice([0] * 9 + [1]),
+                "escalation": 0,
+                "followers": [],
+                "due_kind": "",
+            }
+        )
     return rows
 
 
@@ -61,14 +82,20 @@ def followups(rows: list[dict], rng: random.Random) -> list[dict]:
         if row["resolved_at"] is None:
             continue
         answered = rng.random() < 0.7
-        out.append({
-            "petition_id": row["id"], "member_id": row["reporter_id"], "room_id": "g",
-            "due_at": row["resolved_at"], "attempts": 1, "answer": "",
-            "status": "answered" if answered else "unanswered",
-            "contacted": rng.random() < 0.95 if answered else None,
-            "solved": rng.random() < 0.85 if answered else None,
-            "satisfied": rng.random() < 0.8 if answered else None,
-        })
+        out.append(
+            {
+                "petition_id": row["id"],
+                "member_id": row["reporter_id"],
+                "room_id": "g",
+                "due_at": row["resolved_at"],
+                "attempts": 1,
+                "answer": "",
+                "status": "answered" if answered else "unanswered",
+                "contacted": rng.random() < 0.95 if answered else None,
+                "solved": rng.random() < 0.85 if answered else None,
+                "satisfied": rng.random() < 0.8 if answered else None,
+            }
+        )
     return out
 
 
@@ -90,25 +117,32 @@ async def main() -> None:
     answers = followups(rows, rng)
     async with db.session() as session:
         for i in range(0, len(rows), 20_000):
-            await session.execute(insert(Petition), rows[i:i + 20_000])
+            await session.execute(insert(Petition), rows[i : i + 20_000])
         for i in range(0, len(answers), 20_000):
-            await session.execute(insert(Followup), answers[i:i + 20_000])
-    print(f"built {len(rows)} petitions, {len(answers)} follow-ups "
-          f"in {time.perf_counter() - began:.1f}s ({path})")
+            await session.execute(insert(Followup), answers[i : i + 20_000])
+    print(
+        f"built {len(rows)} petitions, {len(answers)} follow-ups "
+        f"in {time.perf_counter() - began:.1f}s ({path})"
+    )
 
     config = demo_config()
-    periods = {"month": (datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)),
-               "year": (start, start + timedelta(days=365))}
+    periods = {
+        "month": (datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)),
+        "year": (start, start + timedelta(days=365)),
+    }
     for label, (since, until) in periods.items():
         for group_by in (None, "grid", "category", "week"):
             began = time.perf_counter()
             async with db.session() as session:
-                result = await compute_rates(session, config, since=since, until=until,
-                                             group_by=group_by)
+                result = await compute_rates(
+                    session, config, since=since, until=until, group_by=group_by
+                )
             ms = (time.perf_counter() - began) * 1000
             total = sum(r.petitions for r in result)
-            print(f"{label:5} group_by={group_by!s:8} rows={len(result):3} "
-                  f"petitions={total:6} {ms:8.1f} ms")
+            print(
+                f"{label:5} group_by={group_by!s:8} rows={len(result):3} "
+                f"petitions={total:6} {ms:8.1f} ms"
+            )
     await db.close()
 
 
