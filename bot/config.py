@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -78,6 +78,7 @@ class DeadlineConfig:
     urgent_response_minutes: int = 30
     same_day: time = time(21, 0)
     nudge_before_minutes: int = 30
+    escalate_after_minutes: int = 60  # after the grid manager, the 居委会 is told this much later
     duplicate_window_hours: int = 72
 
 
@@ -211,6 +212,20 @@ class Config:
 
     def category(self, name: str | None) -> CategoryConfig | None:
         return next((c for c in self.categories if c.name == name), None)
+
+    def in_quiet_hours(self, moment: datetime) -> bool:
+        """Whether ``moment`` is in the night's quiet hours, when only urgent things go out."""
+        r = self.reminders
+        local = moment.astimezone(self.tz).time()
+        if r.quiet_start <= r.quiet_end:
+            return r.quiet_start <= local < r.quiet_end
+        return local >= r.quiet_start or local < r.quiet_end
+
+    def quiet_end_after(self, moment: datetime) -> datetime:
+        """The end of the quiet hours that contain ``moment``."""
+        local = moment.astimezone(self.tz)
+        end = datetime.combine(local.date(), self.reminders.quiet_end, self.tz)
+        return end if end > local else end + timedelta(days=1)
 
 
 # --- the demo community --------------------------------------------------------
@@ -367,6 +382,7 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
         urgent_response_minutes=d.positive("urgent_response_minutes", 30),
         same_day=d.clock("same_day", time(21, 0)),
         nudge_before_minutes=d.positive("nudge_before_minutes", 30),
+        escalate_after_minutes=d.positive("escalate_after_minutes", 60),
         duplicate_window_hours=d.positive("duplicate_window_hours", 72),
     )
     d.finish()

@@ -46,11 +46,7 @@ def add_office_minutes(config: Config, start: datetime, minutes: int) -> datetim
 
 def in_quiet_hours(config: Config, moment: datetime) -> bool:
     """Whether ``moment`` is in the night's quiet hours, when only urgent things go out."""
-    r = config.reminders
-    local = moment.astimezone(config.tz).time()
-    if r.quiet_start <= r.quiet_end:
-        return r.quiet_start <= local < r.quiet_end
-    return local >= r.quiet_start or local < r.quiet_end
+    return config.in_quiet_hours(moment)
 
 
 def response_deadline(config: Config, start: datetime, urgent: bool) -> datetime:

@@ -5,7 +5,7 @@ Every open petition watches one deadline (``Petition.due_at``). For it,
 
     0 ─(nudge_before_minutes before)→ 1 nudged: the assignee is reminded
       ─(deadline passed)→ 2 the grid manager is told
-      ─(COMMITTEE_AFTER later)→ 3 the 居委会 is told
+      ─(deadlines.escalate_after_minutes later)→ 3 the 居委会 is told
 
 A step missed while the bot was down is taken once at the next tick; a nudge that
 would come after the deadline is skipped. Non-urgent escalations wait out the quiet
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 NUDGED, MANAGER_TOLD, COMMITTEE_TOLD = 1, 2, 3
 # How long the grid manager has, after the deadline, before the 居委会 hears of it.
-COMMITTEE_AFTER = timedelta(hours=1)
 KIND_NAMES = {"response": "响应", "resolve": "办结或报告进展"}
 
 
@@ -50,6 +49,7 @@ async def check_deadlines(services: Services) -> int:
     now = services.now()
     config = services.config
     nudge = timedelta(minutes=config.deadlines.nudge_before_minutes)
+    escalate = timedelta(minutes=config.deadlines.escalate_after_minutes)
     quiet = in_quiet_hours(services.config, now)
     steps = 0
     async with services.db.session() as session:
@@ -68,7 +68,7 @@ async def check_deadlines(services: Services) -> int:
                         ),
                         and_(
                             Petition.escalation < COMMITTEE_TOLD,
-                            Petition.due_at <= now - COMMITTEE_AFTER,
+                            Petition.due_at <= now - escalate,
                         ),
                     ),
                 )
@@ -114,11 +114,11 @@ def _step(
             f"前{what}，已超时。负责人：{owner_name}。请网格员督办。"
         )
         targets = [manager, owner]
-    elif now >= petition.due_at + COMMITTEE_AFTER:
+    elif now >= petition.due_at + timedelta(minutes=config.deadlines.escalate_after_minutes):
         petition.escalation = COMMITTEE_TOLD
         text = (
             f"【督办】{where}{label(petition)} 超时已超过"
-            f"{int(COMMITTEE_AFTER.total_seconds() // 3600)}小时仍未{what}，"
+            f"{_duration(config.deadlines.escalate_after_minutes)}仍未{what}，"
             f"负责人：{owner_name}。请居委会协调。"
         )
         targets = [*committee_ids(config), manager]
@@ -153,3 +153,8 @@ def _step(
         petition.escalation,
     )
     return True
+
+
+def _duration(minutes: int) -> str:
+    """``60`` → ``1小时``, ``90`` → ``90分钟``."""
+    return f"{minutes // 60}小时" if minutes % 60 == 0 else f"{minutes}分钟"

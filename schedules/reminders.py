@@ -26,18 +26,12 @@ LATE_AFTER = timedelta(minutes=2)
 
 def in_quiet_hours(config: Config, moment: datetime) -> bool:
     """Whether ``moment`` falls in the community's quiet hours (default 22:00–07:00)."""
-    r = config.reminders
-    local = moment.astimezone(config.tz).time()
-    if r.quiet_start <= r.quiet_end:
-        return r.quiet_start <= local < r.quiet_end
-    return local >= r.quiet_start or local < r.quiet_end
+    return config.in_quiet_hours(moment)
 
 
 def quiet_end_after(config: Config, moment: datetime) -> datetime:
     """The end of the quiet hours that contain ``moment``."""
-    local = moment.astimezone(config.tz)
-    end = datetime.combine(local.date(), config.reminders.quiet_end, config.tz)
-    return end if end > local else end + timedelta(days=1)
+    return config.quiet_end_after(moment)
 
 
 async def fire_due_reminders(services: Services) -> int:
