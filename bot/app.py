@@ -18,6 +18,7 @@ from bot.channels.base import ChatChannel
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.context import Services
+from bot.leader import LeaderLock, startup_lock
 from bot.outbox import Outbox
 from bot.pipeline import Pipeline
 from models.db import Database, upgrade
@@ -84,6 +85,7 @@ class App:
         self.services: Services | None = None
         self.pipeline: Pipeline | None = None
         self.scheduler: Scheduler | None = None
+        self.leader: LeaderLock | None = None
         self.web_port: int | None = None
         self.started_at: datetime | None = None
         self._stack = AsyncExitStack()
@@ -93,10 +95,11 @@ class App:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
 
-        await upgrade(config.db_url)
-        db = Database(config.db_url)
-        self._stack.push_async_callback(db.close)
-        await seed_from_config(db, config)
+        async with startup_lock(config.db_url, config.data_dir):  # processes take turns
+            await upgrade(config.db_url)
+            db = Database(config.db_url)
+            self._stack.push_async_callback(db.close)
+            await seed_from_config(db, config)
 
         router = await loop.run_in_executor(None, build_router, config)
         from handlers import timeparse
@@ -115,9 +118,12 @@ class App:
 
         await self.pipeline.resume()
         if self.scheduler_enabled:
+            # Only the leader among the processes of this database runs the jobs (B09);
+            # the others keep trying in the background and take over when it dies.
             self.scheduler = Scheduler(self.services)
-            await self.scheduler.start()
-            self._stack.push_async_callback(self.scheduler.stop)
+            self.leader = LeaderLock(config.db_url, config.data_dir)
+            self._stack.push_async_callback(self.leader.close)  # stops the scheduler first
+            await self.leader.start(self.scheduler.start, on_lost=self.scheduler.stop)
 
         await outbox.start(channel)
         self._stack.push_async_callback(outbox.stop)
