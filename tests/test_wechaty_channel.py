@@ -549,6 +549,7 @@ async def test_abrupt_kill_of_the_server_leads_to_reconnect(make_channel, tmp_pa
             "POST", "/inject", {"room": ROOM1, "talker": "wxid_alice", "text": "一"}
         )
         await inbox.wait_for(first["message_id"])
+        await eventually(lambda: len(fake.sent()) == 1)
 
         fake.kill()
         await eventually(lambda: not channel.health().connected)
