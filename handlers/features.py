@@ -37,3 +37,9 @@ def install(services: Services) -> None:
     from bot.web import dashboard
 
     services.extras["web_mounts"].append(dashboard.mount)
+
+    from models import maintenance
+
+    # casual messages' words leave the journal after journal_keep_days; ids stay
+    services.extras["clock_jobs"]["journal_purge"] = maintenance.purge_journal
+    services.extras["clock_specs"]["journal_purge"] = dict(hour=3, minute=20)
