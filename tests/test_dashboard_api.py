@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import re
 import stat
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -184,6 +186,22 @@ async def test_password_login_and_rate_limit(web_app: App) -> None:
         refused = list(await db.scalars(select(AuditEntry).where(
             AuditEntry.action == "web:login", AuditEntry.allowed.is_(False))))
     assert len(refused) == auth.MAX_FAILURES
+
+
+async def test_login_from_a_foreign_page_is_refused(web_app: App, clock: ManualClock,
+                                                     channel: RecordingChannel) -> None:
+    code = await login_code(web_app, clock, channel, GM_1)
+    async with client(web_app) as session:
+        foreign = await session.post("/api/login", json={"code": code},
+                                     headers={"Origin": "http://evil.example"})
+        assert foreign.status == 403
+        page = await session.post("/dashboard/login", data={"code": code},
+                                  headers={"Origin": "http://evil.example"},
+                                  allow_redirects=False)
+        assert page.status == 403
+        assert not any(c.key == auth.COOKIE for c in session.cookie_jar)
+        # the code was not spent by the refused attempts
+        assert (await session.post("/api/login", json={"code": code})).status == 200
 
 
 async def test_tampered_or_foreign_cookie_is_not_a_session(web_app: App, clock: ManualClock,
@@ -601,6 +619,33 @@ async def test_points_csv_is_excel_safe(web_app: App, clock: ManualClock,
     assert "'=HYPERLINK(1)" in text and "陪老人就医" in text
 
 
+async def test_honor_roll_page_and_picture(web_app: App, clock: ManualClock,
+                                           channel: RecordingChannel) -> None:
+    from bot.web import honor
+    from models.tables import PointEntry
+
+    roll_module, card = honor._modules()
+    if roll_module is None or card is None or card.find_font() is None:
+        pytest.skip("needs handlers.honor_roll and a CJK font (fonts-wqy-microhei)")
+    assert web_app.services is not None
+    async with web_app.services.db.session() as db:
+        db.add(Member(id=RESIDENT, name="张阿姨", grid_id="grid-01", first_seen=clock.now(),
+                      last_seen=clock.now()))
+        db.add(PointEntry(member_id=RESIDENT, grid_id="grid-01", delta=5, kind="volunteer",
+                          note="陪老人就医", created_at=clock.now(), created_by=GM_1))
+    session, _ = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        page = await (await session.get("/dashboard/honor")).text()
+        picture = await session.get("/dashboard/honor/picture.png")
+        png = await picture.read()
+        other = await session.get("/dashboard/honor/picture.png?grid=grid-02")
+        future = await session.get("/dashboard/honor?week=2030-01-07")
+    assert "张阿姨" in page and 'src="/dashboard/honor/picture.png?' in page
+    assert picture.status == 200 and png.startswith(b"\x89PNG")
+    assert other.status == 403
+    assert future.status == 400
+
+
 async def test_password_cli(web_app: App) -> None:
     assert await auth._set_password(web_app.config, "wxid_nobody", "long enough 1") == 1
     assert await auth._set_password(replace(web_app.config), GM_1, "long enough 1") == 0
@@ -610,3 +655,23 @@ async def test_password_cli(web_app: App) -> None:
     assert role is not None and auth.verify_password("long enough 1", role.password_hash)
     assert not auth.verify_password("long enough 2", role.password_hash)
     assert role.password_hash.startswith("scrypt$")
+
+
+def test_staff_passwd_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    """``weizhili staff passwd ID`` works before the bot ever ran; short passwords refused."""
+    from bot.cli import main
+
+    monkeypatch.delenv("WEIZHILI_CONFIG", raising=False)
+    monkeypatch.delenv("WEIZHILI_DATABASE_URL", raising=False)
+    monkeypatch.setenv("WEIZHILI_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["staff", "passwd", ADMIN, "--password-stdin"]) == 2
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long passphrase\n"))
+    assert main(["staff", "passwd", ADMIN, "--password-stdin"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long passphrase\n"))
+    assert main(["staff", "passwd", "wxid_stranger", "--password-stdin"]) == 1
+    assert main(["staff", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert re.search(rf"^{ADMIN}\t.*\tpassword$", listed, re.M)
+    assert re.search(rf"^{GM_1}\t.*\t-$", listed, re.M)

@@ -413,12 +413,14 @@ def main_staff(argv: list[str]) -> int:
 
 
 async def _set_password(config: Config, member_id: str, password: str) -> int:
+    from bot.app import seed_from_config
     from bot.clock import SystemClock
     from models.db import Database, upgrade
 
     await upgrade(config.db_url)
     db = Database(config.db_url)
     try:
+        await seed_from_config(db, config)  # the config's staff, before the bot first ran
         async with db.session() as session:
             role = await session.get(StaffRole, member_id)
             if role is None:
