@@ -34,6 +34,10 @@ def install(services: Services) -> None:
                                                      minute=schedules.morning.minute)
     services.extras["catch_up_jobs"]["petition_digests"] = digests.catch_up
 
+    from schedules import honor_roll
+
+    honor_roll.install(services)
+
     from bot.web import dashboard
 
     services.extras["web_mounts"].append(dashboard.mount)

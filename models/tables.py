@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -197,7 +198,13 @@ class PointEntry(Base):
     created_by: Mapped[str] = mapped_column(String(128), default="")
     reverses: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
-    __table_args__ = (Index("ix_points_member_time", "member_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_points_member_time", "member_id", "created_at"),
+        # an entry is reversed at most once, and one cause (a praise, a petition) pays once
+        Index("uq_points_reverses", "reverses", unique=True),
+        Index("uq_points_ref", "ref", unique=True, sqlite_where=text("ref != ''"),
+              postgresql_where=text("ref != ''")),
+    )
 
 
 class Reminder(Base):
