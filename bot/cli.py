@@ -111,7 +111,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config = _config(args.config)
     setup_logging(args.log_level or "WARNING")
     return asyncio.run(run_replay(config, Path(args.file), replies=args.replies,
-                                  labels=args.labels, database_url=args.db))
+                                  labels=args.labels, database_url=args.db,
+                                  resume=args.resume, delay=args.delay,
+                                  sent_log=args.sent_log))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--replies", help="write every reply to this file (JSON lines)")
     replay.add_argument("--labels", help="TSV with id and kind (petition/chitchat) to score")
     replay.add_argument("--db", help="database URL (default: a fresh temporary SQLite file)")
+    replay.add_argument("--resume", action="store_true",
+                        help="with --db: skip messages already journalled there")
+    # for the crash test: slow down, and log every send as it happens
+    replay.add_argument("--delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    replay.add_argument("--sent-log", help=argparse.SUPPRESS)
     replay.set_defaults(func=cmd_replay)
 
     for name in EXTERNAL:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -14,10 +16,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bot.app import App
+from bot.channels.base import IncomingMessage, OutgoingMessage
 from bot.channels.replay import ReplayChannel, ReplayFormatError, read_messages
 from bot.clock import ManualClock
 from bot.config import Config, OutboxConfig
-from models.tables import Petition, Praise, Reminder
+from models.tables import InboundMessage, Petition, Praise, Reminder
 
 
 class Progress:
@@ -41,8 +44,15 @@ class Progress:
 
 
 async def run_replay(config: Config, path: Path, *, replies: str | None = None,
-                     labels: str | None = None, database_url: str | None = None) -> int:
-    """Replay ``path``; print the summary table; return an exit code."""
+                     labels: str | None = None, database_url: str | None = None,
+                     resume: bool = False, delay: float = 0.0,
+                     sent_log: str | None = None) -> int:
+    """Replay ``path``; print the summary table; return an exit code.
+
+    ``resume`` skips the messages the database has already journalled (a replay that
+    was interrupted goes on where it stopped); ``delay`` pauses after each message;
+    ``sent_log`` appends every send, as it happens, to a JSON-lines file.
+    """
     if not path.is_file():
         print(f"找不到文件 / no such file: {path}", file=sys.stderr)
         return 2
@@ -60,12 +70,17 @@ async def run_replay(config: Config, path: Path, *, replies: str | None = None,
                      outbox=replace(config.outbox, room_interval_seconds=0.0,
                                     global_interval_seconds=0.0) if isinstance(config.outbox, OutboxConfig) else config.outbox)
     start = messages[0].timestamp if messages else datetime.now(UTC)
+    if resume:  # the clock goes on from where the interrupted replay stopped
+        start = max(start, await _last_journalled_at(config.db_url) or start)
     clock = ManualClock(start)
-    channel = ReplayChannel()
+    channel = LoggingReplayChannel(sent_log) if sent_log else ReplayChannel()
     app = App(config, channel=channel, clock=clock, web_enabled=False, scheduler_enabled=False)
     await app.start()
     assert app.pipeline is not None and app.services is not None
     from schedules.runner import tick
+
+    if resume:
+        messages = await _not_yet_journalled(app, messages)
 
     outcomes: dict[str, str] = {}  # first outcome per message id
     handled: list[str] = []  # every delivery's outcome, duplicates included
@@ -80,6 +95,8 @@ async def run_replay(config: Config, path: Path, *, replies: str | None = None,
             handled.append(outcome)
             await tick(app.services)
             progress.update(index)
+            if delay:
+                await asyncio.sleep(delay)
         elapsed = time.perf_counter() - started
         await app.services.outbox.stop(drain_seconds=30)
         summary = await _summary(app, handled, len(bad), elapsed)
@@ -96,6 +113,50 @@ async def run_replay(config: Config, path: Path, *, replies: str | None = None,
                 handle.write(json.dumps(record.__dict__, ensure_ascii=False) + "\n")
         print(f"replies written: {replies} ({len(channel.sent)})")
     return 0
+
+
+async def _last_journalled_at(url: str) -> datetime | None:
+    from sqlalchemy.exc import DBAPIError
+
+    from models.db import Database
+
+    db = Database(url)
+    try:
+        async with db.session() as session:
+            return await session.scalar(select(func.max(InboundMessage.sent_at)))
+    except DBAPIError:  # a new database: nothing journalled yet
+        return None
+    finally:
+        await db.close()
+
+
+async def _not_yet_journalled(app: App, messages: list[IncomingMessage]
+                              ) -> list[IncomingMessage]:
+    assert app.services is not None
+    async with app.services.db.session() as session:
+        seen = set(await session.scalars(select(InboundMessage.message_id)))
+    left = [m for m in messages if m.message_id not in seen]
+    print(f"resuming: {len(messages) - len(left)} of {len(messages)} messages already "
+          "journalled", flush=True)
+    return left
+
+
+class LoggingReplayChannel(ReplayChannel):
+    """A replay channel that also appends each send to a file the moment it happens."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    async def send(self, message: OutgoingMessage) -> str | None:
+        record = {"outbox_id": message.outbox_id, "room": message.room_id,
+                  "text": message.text}
+        os.write(self._fd, (json.dumps(record, ensure_ascii=False) + "\n").encode())
+        return await super().send(message)
+
+    async def stop(self) -> None:
+        await super().stop()
+        os.close(self._fd)
 
 
 async def _summary(app: App, handled: list[str], bad_lines: int,
