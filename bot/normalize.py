@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import opencc
@@ -82,9 +82,16 @@ class NormalizedText:
     """A message's text, cleaned for understanding; ``original`` is kept for the record."""
 
     original: str
-    text: str
+    text: str  # mentions removed: what commands read
     emoji: tuple[str, ...] = ()
     truncated: bool = False
+    routing_text: str = ""  # other people's mentions kept as plain names: what the router reads
+
+    def for_routing(self) -> NormalizedText:
+        """The same message as the router should see it ("表扬@李姐…" still names 李姐)."""
+        if not self.routing_text or self.routing_text == self.text:
+            return self
+        return replace(self, text=self.routing_text)
 
 
 @lru_cache(maxsize=1)
@@ -106,15 +113,27 @@ def to_simplified(text: str) -> str:
 
 
 def normalize(
-    text: str, mention_names: Iterable[str] = (), limit: int = MAX_NORMALISED_CHARS
+    text: str,
+    mention_names: Iterable[str] = (),
+    limit: int = MAX_NORMALISED_CHARS,
+    keep_names: Iterable[str] = (),
 ) -> NormalizedText:
-    """Normalise one message for routing; the original text is kept untouched."""
+    """Normalise one message; ``keep_names`` are mentions the router should still see."""
     original = text
     truncated = len(text) > limit
     if truncated:
         text = text[:limit]
+    keep = [n for n in keep_names if n]
+    cleaned = _clean(strip_mentions(text, [*mention_names, *keep]))
+    routing = cleaned.text
+    if keep:
+        for name in sorted(set(keep), key=len, reverse=True):
+            text = re.sub("@" + re.escape(name) + r"[\u2005\u0020\u3000]?", f" {name} ", text)
+        routing = _clean(strip_mentions(text, mention_names)).text
+    return NormalizedText(original, cleaned.text, cleaned.emoji, truncated, routing)
 
-    text = strip_mentions(text, mention_names)
+
+def _clean(text: str) -> NormalizedText:
     text = unicodedata.normalize("NFKC", text)
     text = "".join(ch for ch in text if ch in "\n" or unicodedata.category(ch)[0] != "C")
     text = to_simplified(text)
@@ -131,4 +150,4 @@ def normalize(
 
     text = _EMOJI_CODE.sub(_lift, text)
     text = _SPACES.sub(" ", text).strip()
-    return NormalizedText(original, text, tuple(emoji), truncated)
+    return NormalizedText(text, text, tuple(emoji))

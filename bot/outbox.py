@@ -116,13 +116,18 @@ class Outbox:
             while await self.pending_count() and asyncio.get_running_loop().time() < deadline:
                 self.wake()
                 await asyncio.sleep(0.05)
+        # Let the worker finish the row it is on: cancelling it inside a transaction
+        # would leave SQLite locked for whoever comes next.
         self._stopping = True
         self._wake.set()
-        self._task.cancel()
         try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=5.0)
+        except TimeoutError:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
         self._task = None
         left = await self.pending_count()
         log.info("outbox stopped pending=%d", left)
@@ -169,6 +174,8 @@ class Outbox:
         blocked: set[str] = set()
         sent_any = False
         for row in rows:
+            if self._stopping:
+                break
             if row.room_id in blocked:
                 continue
             if row.not_before and row.not_before > now:

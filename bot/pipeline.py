@@ -156,10 +156,13 @@ class Pipeline:
         services = self.services
         config = services.config
         grid = config.grid_for_room(message.room_id, message.room_topic)
-        names = list(message.mention_names)
+        bot_id = config.community.bot_id
+        others = [n for i, n in zip(message.mention_ids, message.mention_names) if i != bot_id]
+        names = [n for i, n in zip(message.mention_ids, message.mention_names) if i == bot_id]
+        names += list(message.mention_names[len(message.mention_ids):])
         if message.mentions_bot:
             names.append(config.community.bot_name)
-        norm = normalize(message.text, names, limit=config.max_message_chars)
+        norm = normalize(message.text, names, limit=config.max_message_chars, keep_names=others)
 
         member = await session.get(Member, message.talker_id)
         now = services.now()
@@ -188,7 +191,9 @@ class Pipeline:
             if await handler(ctx):
                 return
 
-        ctx.classification = self.services.router.classify(ctx.norm, addressed=ctx.addressed)
+        ctx.classification = self.services.router.classify(
+            ctx.norm.for_routing(), addressed=ctx.addressed
+        )
         verdict = ctx.classification
         acts = verdict.intent is not Intent.NONE and (ctx.addressed or verdict.confident)
         if acts:

@@ -24,8 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
 from bot.context import MessageContext
-from bot.normalize import normalize
-from handlers.intents import Intent
 from handlers.points import ANONYMOUS, add_entry, already_paid
 from models.tables import InboundMessage, Member, Petition, Praise, StaffRole
 
@@ -425,35 +423,6 @@ _NOTE_NAMES = {
 
 
 # --- praise by @-mention ---------------------------------------------------------------
-
-
-async def handle_mentioned_praise(ctx: MessageContext) -> bool:
-    """Praise that names its target by @-mention, which the routed text no longer shows.
-
-    The pipeline removes mentions before routing, so "表扬@李姐 天天扫雪" reaches the
-    router as "表扬 天天扫雪", with nobody named. Here the mentioned names are put back
-    as plain words and the router asked again; the target is still taken by id.
-    """
-    bot_id = ctx.config.community.bot_id
-    names = list(ctx.message.mention_names) + [""] * len(ctx.message.mention_ids)
-    mentioned = [
-        (i, n)
-        for i, n in zip(ctx.message.mention_ids, names, strict=False)
-        if i != bot_id and n
-    ]
-    if not mentioned or ctx.norm.text.startswith(("/", "／")):
-        return False
-    raw = ctx.message.text
-    for _, name in mentioned:
-        raw = re.sub(rf"@{re.escape(name)}[\u2005\u0020]?", f"{name} ", raw)
-    bot_names = [ctx.config.community.bot_name] if ctx.message.mentions_bot else []
-    norm = normalize(raw, bot_names, limit=ctx.config.max_message_chars)
-    verdict = ctx.services.router.classify(norm, addressed=ctx.addressed)
-    if verdict.intent is not Intent.PRAISE or not (verdict.confident or ctx.addressed):
-        return False
-    ctx.classification = verdict
-    await handle_praise(ctx)
-    return True
 
 
 # --- the neighbour's +1 ---------------------------------------------------------------

@@ -26,7 +26,7 @@ def context_handlers() -> list:  # type: ignore[type-arg]
     from handlers.commands import petitions as petition_commands
 
     return [notices.record_answer, praise.handle_plus_one, followup.read_answer,
-            petition_commands.status_question, praise.handle_mentioned_praise]
+            petition_commands.status_question]
 
 
 def intent_handlers() -> dict:  # type: ignore[type-arg]

@@ -53,3 +53,9 @@ def test_masking_of_personal_numbers():
     assert "13812345678" not in masked and "138****5678" in masked
     assert "19600101" not in masked
     assert "502" not in masked and "3号楼2单元" in masked
+
+
+def test_other_peoples_mentions_stay_visible_to_the_router():
+    norm = normalize("@社区小助手\u2005表扬@李姐\u2005天天扫雪", ["社区小助手"], keep_names=["李姐"])
+    assert norm.text == "表扬 天天扫雪"  # what commands read
+    assert norm.for_routing().text == "表扬 李姐 天天扫雪"  # what the router reads
