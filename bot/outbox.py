@@ -151,7 +151,7 @@ class Outbox:
                 log.exception("outbox pass failed; retrying shortly")
                 sent_any = False
                 await self._sleep(1.0)
-            if not sent_any:
+            if not sent_any and not self._stopping:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)

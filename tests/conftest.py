@@ -66,8 +66,22 @@ def _reuse_router(monkeypatch: pytest.MonkeyPatch, shared_router) -> None:  # ty
     monkeypatch.setattr("bot.app.build_router", lambda config: shared_router)
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once; each test starts from a copy (migrations are tested apart)."""
+    from models.db import upgrade_sync
+
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade_sync(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
+def config(tmp_path: Path, migrated_template: Path) -> Config:
+    import shutil
+
+    if not os.environ.get("WEIZHILI_TEST_DB_URL"):
+        shutil.copyfile(migrated_template, tmp_path / "test.db")
     base = demo_config(tmp_path / "data")
     return replace(
         base,
