@@ -26,6 +26,8 @@ from schedules.runner import Scheduler
 
 log = logging.getLogger(__name__)
 
+WEB_SHUTDOWN_SECONDS = 3.0  # requests still running then are cancelled
+
 
 async def seed_from_config(db: Database, config: Config) -> None:
     """Make the grids and staff of the config file known to the database."""
@@ -154,7 +156,15 @@ class App:
         assert self.services is not None
         simulator = self.channel if isinstance(self.channel, SimulatorChannel) else None
         app = make_web_app(self.services, self.pipeline, simulator, self.health)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        if simulator is not None:
+            # An open simulator page would hold the server's shutdown until its timeout
+            # (B30): on shutdown its socket is closed first, which also stops intake.
+            async def close_pages(_app: web.Application) -> None:
+                await simulator.stop()
+
+            app.on_shutdown.append(close_pages)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                               shutdown_timeout=WEB_SHUTDOWN_SECONDS)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, self.config.web.host, self.config.web.port)
