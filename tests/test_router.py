@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jieba
@@ -82,6 +84,29 @@ def test_emoji_codes_count_as_words(router: Router) -> None:
     assert result.targets == ["王师傅"]
 
 
+def test_building_a_router_prints_no_jieba_chatter(tmp_path: Path) -> None:
+    code = (
+        "from pathlib import Path; import sys; from handlers.router import Router; "
+        "Router(cache_dir=Path(sys.argv[1]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+    )
+    assert "prefix dict" not in done.stderr and "Loading model" not in done.stderr
+    assert (tmp_path / "cache" / "jieba.weizhili.cache").is_file()
+
+
+def test_router_modules_stay_small() -> None:
+    handlers = Path(__file__).resolve().parents[1] / "handlers"
+    for name in ("router", "rules", "matching", "extract", "intent_scores"):
+        lines = (handlers / f"{name}.py").read_text(encoding="utf-8").count("\n")
+        assert lines <= 400, f"handlers/{name}.py has {lines} lines"
+
+
 # --- petitions -------------------------------------------------------------------
 
 
@@ -106,6 +131,23 @@ def test_petitions_get_their_category(router: Router, text: str, category: str) 
         normalize(text)
     )
     assert result.category == category
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "咱们小区门口那条路挖开快一个月了，出门只能绕道",
+        "东门外的公交站牌被撤了，老人都不知道在哪等车",
+        "楼后那个工地天天夜间施工，孩子没法睡觉",
+        "十五路公交车太难等了，早上半小时都不来一趟",
+        "小区北边那家超市倒闭了，办的储值卡找谁退",
+        "我们这几栋楼手机信号差，打电话老断",
+    ],
+)
+def test_city_matters_without_a_complaint_word_are_petitions(
+    router: Router, text: str
+) -> None:
+    assert acted(router, text) == "petition", router.explain(normalize(text))
 
 
 @pytest.mark.parametrize(
