@@ -274,6 +274,9 @@ async def run_followups(services: Services) -> int:
 
 async def read_answer(ctx: MessageContext) -> bool:
     """Context handler: take the reporter's clear answer to a follow-up question."""
+    answer = parse_answer(ctx.norm.text)
+    if answer is None and not looks_like_answer(ctx.norm.text):
+        return False  # most messages: no query at all
     query = (
         select(Followup)
         .where(Followup.member_id == ctx.sender_id, Followup.status.in_(WAITING))
@@ -286,7 +289,6 @@ async def read_answer(ctx: MessageContext) -> bool:
     if row is None:
         return False
 
-    answer = parse_answer(ctx.norm.text)
     petition = await ctx.session.get(Petition, row.petition_id)
     if petition is None:
         return False
