@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -86,15 +86,20 @@ async def run_replay(config: Config, path: Path, *, replies: str | None = None,
     handled: list[str] = []  # every delivery's outcome, duplicates included
     progress = Progress(len(messages))
     started = time.perf_counter()
+    poll = timedelta(seconds=config.schedules.poll_seconds)
+    next_tick = clock.now()
     try:
         for index, message in enumerate(messages, 1):
             if message.timestamp > clock.now():
                 clock.set(message.timestamp)
+            if clock.now() >= next_tick:  # the jobs run as often as they would live
+                await tick(app.services)
+                next_tick = clock.now() + poll
             outcome = await app.pipeline.deliver(message)
             outcomes.setdefault(message.message_id, outcome)
             handled.append(outcome)
-            await tick(app.services)
             progress.update(index)
+        await tick(app.services)
             if delay:
                 await asyncio.sleep(delay)
         elapsed = time.perf_counter() - started
