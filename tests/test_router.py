@@ -151,6 +151,36 @@ def test_city_matters_without_a_complaint_word_are_petitions(
 
 
 @pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("水管半夜爆了，网格员小孙十分钟就赶到帮着关了阀门，谢谢她", "小孙"),
+        ("我爸在菜市场走丢了，是派出所的钱警官给送回家的，感谢", "钱警官"),
+        ("电梯卡在半截吓坏了，保安大哥一直在外面陪着说话，谢谢他", "保安"),
+    ],
+)
+def test_thanks_at_the_end_of_a_trouble_story_is_praise(
+    router: Router, text: str, target: str
+) -> None:
+    result = route(router, text)
+    assert acted(router, text) == "praise", router.explain(normalize(text))
+    assert any(target in t for t in result.targets)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "老家来电话说那边零下三十度了，让我们多穿点",
+        "这天冻得手都伸不出来，赶紧回家猫着吧",
+        "孩子说学校下礼拜开运动会，让家长去看",
+    ],
+)
+def test_family_chatter_about_cold_and_school_is_none(
+    router: Router, text: str
+) -> None:
+    assert acted(router, text) == "none", router.explain(normalize(text))
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "今天真冷啊",
