@@ -99,9 +99,9 @@ async def run_replay(config: Config, path: Path, *, replies: str | None = None,
             outcomes.setdefault(message.message_id, outcome)
             handled.append(outcome)
             progress.update(index)
-        await tick(app.services)
             if delay:
                 await asyncio.sleep(delay)
+        await tick(app.services)
         elapsed = time.perf_counter() - started
         await app.services.outbox.stop(drain_seconds=30)
         summary = await _summary(app, handled, len(bad), elapsed)
