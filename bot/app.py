@@ -119,6 +119,7 @@ class App:
         self.services.extras["channel"] = channel
 
         await self.pipeline.resume()
+        self._stack.push_async_callback(self.pipeline.stop)  # held messages: last try
         if self.scheduler_enabled:
             # Only the leader among the processes of this database runs the jobs (B09);
             # the others keep trying in the background and take over when it dies.

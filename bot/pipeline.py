@@ -13,6 +13,7 @@ logged and marked ``error``; it never stops the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time as monotonic
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,13 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.channels.base import IncomingMessage
 from bot.context import MessageContext, Services, StaffInfo
+from bot.intake_buffer import (
+    DB_TROUBLE,
+    FULL_NOTICE,
+    TROUBLE_NOTICE,
+    IntakeBuffer,
+    db_reason,
+)
 from bot.normalize import normalize
 from handlers.intents import Intent
 from models.tables import InboundMessage, Member, StaffRole
@@ -51,14 +59,22 @@ class Pipeline:
         self.intent_handlers: dict[Intent, IntentHandler] = registry.intent_handlers()
         self._lock = asyncio.Lock()
         self.stats: dict[str, int] = {}
+        self.intake = IntakeBuffer()
+        self._draining = asyncio.Lock()
+        self._retry: asyncio.Task[None] | None = None
 
     # -- entry points ------------------------------------------------------------
 
     async def deliver(self, message: IncomingMessage) -> str:
         """Handle one message from a channel; returns its outcome for logs and replay."""
         started = monotonic.perf_counter()
+        if self.intake.messages:  # the database is sick: queue behind, in order
+            return await self._hold(message)
         async with self._lock:
-            journal_id = await self._journal(message)
+            try:
+                journal_id = await self._journal(message)
+            except DB_TROUBLE as exc:
+                return await self._hold(message, exc)
             if journal_id is None:
                 self._count("duplicate")
                 return "duplicate"
@@ -89,6 +105,117 @@ class Pipeline:
             log.info("journal resumed count=%d", len(rows))
         return len(rows)
 
+    async def drain_intake(self) -> bool:
+        """Handle what waited for the database; returns whether nothing waits any more."""
+        intake = self.intake
+        async with self._draining:
+            try:
+                while intake.deferred:
+                    journal_id, message = intake.deferred[0]
+                    async with self._lock:
+                        outcome = await self._process(journal_id, message, resumed=True,
+                                                      retry=True)
+                    if outcome == "deferred":
+                        return False
+                    intake.deferred.pop(0)
+                    self._count(outcome)
+                while intake.messages:
+                    message = intake.messages[0]
+                    async with self._lock:
+                        journal_id = await self._journal(message)
+                        intake.messages.popleft()
+                        if journal_id is None:
+                            continue
+                        outcome = await self._process(journal_id, message, resumed=True)
+                    self._count(outcome)
+                    if outcome == "deferred":
+                        return False
+            except DB_TROUBLE:
+                return False
+            if intake.in_trouble:
+                log.warning("database writable again; held messages handled count=%d "
+                            "dropped=%d", intake.held_total, len(intake.dropped))
+                await self._tell_staff(intake.recovered_notice())
+                intake.reset()
+            return await self._flush_notices()
+
+    async def stop(self) -> None:
+        """Stop retrying; whatever still waits for the database is named in the log."""
+        if self.intake.waiting:
+            await self.drain_intake()
+        if self._retry is not None:
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+            self._retry = None
+        held = [m.message_id for m in self.intake.messages]
+        held += [m.message_id for _, m in self.intake.deferred]
+        if held:
+            log.error("stopping with messages the database never took count=%d ids=%s",
+                      len(held), ",".join(held))
+        for notice in self.intake.notices:
+            log.error("staff notice never stored: %s", notice)
+
+    # -- a sick database -------------------------------------------------------------
+
+    async def _hold(self, message: IncomingMessage, exc: BaseException | None = None) -> str:
+        intake = self.intake
+        if not intake.in_trouble:
+            intake.in_trouble = True
+            log.error("database cannot store incoming messages; holding them in memory "
+                      "capacity=%d error=%s", intake.capacity, db_reason(exc))
+            await self._tell_staff(TROUBLE_NOTICE.format(capacity=intake.capacity))
+        if not intake.push(message):
+            log.error("intake buffer full; message dropped message_id=%s room=%s talker=%s",
+                      message.message_id, message.room_id, message.talker_id)
+            if not intake.told_full:
+                intake.told_full = True
+                await self._tell_staff(FULL_NOTICE)
+            self._count("dropped")
+            return "dropped"
+        self._start_retrying()
+        self._count("held")
+        return "held"
+
+    def _start_retrying(self) -> None:
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.create_task(self._retry_loop(), name="intake-retry")
+
+    async def _retry_loop(self) -> None:
+        attempt = 0
+        while self.intake.waiting:
+            await asyncio.sleep(self.intake.delay(attempt))
+            attempt += 1
+            try:
+                if await self.drain_intake():
+                    return
+            except Exception:  # one bad message must not end the retries
+                log.exception("intake retry failed attempt=%d", attempt)
+
+    async def _tell_staff(self, text: str) -> None:
+        """Queue a note for the staff group, or keep it until the outbox can write."""
+        self.intake.notices.append(text)
+        await self._flush_notices()
+
+    async def _flush_notices(self) -> bool:
+        services = self.services
+        notices = self.intake.notices
+        if not notices:
+            return True
+        try:
+            async with services.db.session() as session:
+                for text in notices:
+                    services.outbox.add(session, services.config.community.staff_room, text,
+                                        source="system:database")
+        except DB_TROUBLE as exc:
+            log.error("outbox cannot store a staff notice; kept in memory count=%d "
+                      "error=%s", len(notices), db_reason(exc))
+            self._start_retrying()
+            return False
+        notices.clear()
+        services.outbox.wake()
+        return True
+
     # -- steps ---------------------------------------------------------------------
 
     async def _journal(self, message: IncomingMessage) -> int | None:
@@ -110,7 +237,7 @@ class Pipeline:
         return row.id
 
     async def _process(self, journal_id: int, message: IncomingMessage,
-                       resumed: bool = False) -> str:
+                       resumed: bool = False, retry: bool = False) -> str:
         services = self.services
         skip = self._skip_reason(message, resumed)
         if skip:
@@ -131,6 +258,13 @@ class Pipeline:
                     update(InboundMessage).where(InboundMessage.id == journal_id).values(
                         status="done", outcome=outcome[:64], processed_at=services.now())
                 )
+        except DB_TROUBLE as exc:  # journalled but not handled: try again later
+            log.error("database failed while handling message_id=%s; retrying later "
+                      "error=%s", message.message_id, db_reason(exc))
+            if not retry:
+                self.intake.deferred.append((journal_id, message))
+                self._start_retrying()
+            return "deferred"
         except Exception:  # noqa: BLE001 - one failing message never stops the others
             log.exception("message failed message_id=%s room=%s",
                           message.message_id, message.room_id)
