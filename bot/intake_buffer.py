@@ -16,16 +16,18 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from bot.channels.base import IncomingMessage
 
 # What a sick database raises, as opposed to a bug or a duplicate id.
-DB_TROUBLE: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, OSError)
+DB_TROUBLE: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    OSError,
+)
 DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 TROUBLE_NOTICE = (
     "【系统提示】数据库暂时无法写入，新消息先暂存在内存中（最多{capacity}条），"
     "恢复后会自动补处理。请尽快联系管理员检查磁盘和数据库。"
 )
-FULL_NOTICE = (
-    "【系统提示】暂存已满，从现在起新消息无法保存，已记录在日志中。请立即处理数据库故障。"
-)
+FULL_NOTICE = "【系统提示】暂存已满，从现在起新消息无法保存，已记录在日志中。请立即处理数据库故障。"
 RECOVERED_NOTICE = "【系统提示】数据库已恢复，暂存的{held}条消息已补处理。"
 LOST_NOTE = "另有{dropped}条因暂存已满未能保存，消息编号见日志。"
 
@@ -51,7 +53,9 @@ class IntakeBuffer:
     messages: deque[IncomingMessage] = field(default_factory=deque)
     # journalled, but their handling failed on the database: handled again later
     deferred: list[tuple[int, IncomingMessage]] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)  # for staff, once the outbox writes
+    notices: list[str] = field(
+        default_factory=list
+    )  # for staff, once the outbox writes
     in_trouble: bool = False
     told_full: bool = False
     held_total: int = 0

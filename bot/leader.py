@@ -54,8 +54,14 @@ def lock_file_for(url: str, data_dir: Path, suffix: str) -> Path:
 class LeaderLock:
     """Wins, holds and hands over the scheduler's leadership."""
 
-    def __init__(self, url: str, data_dir: Path, *, retry_seconds: float = 3.0,
-                 check_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        data_dir: Path,
+        *,
+        retry_seconds: float = 3.0,
+        check_seconds: float = 10.0,
+    ) -> None:
         self.url = url
         self.data_dir = data_dir
         self.retry_seconds = retry_seconds
@@ -77,7 +83,9 @@ class LeaderLock:
         """Take the lock if nobody holds it; returns whether this process leads now."""
         if self.is_leader:
             return True
-        won = await (self._try_sqlite() if is_sqlite(self.url) else self._try_postgres())
+        won = await (
+            self._try_sqlite() if is_sqlite(self.url) else self._try_postgres()
+        )
         if won:
             self.is_leader = True
             log.info("leadership won pid=%d", os.getpid())
@@ -104,7 +112,9 @@ class LeaderLock:
             if self.is_leader:
                 await asyncio.sleep(self.check_seconds)
                 if not await self._still_held():
-                    log.error("leadership lost pid=%d; scheduled jobs stop here", os.getpid())
+                    log.error(
+                        "leadership lost pid=%d; scheduled jobs stop here", os.getpid()
+                    )
                     await self._release()
                     if on_lost is not None:
                         await on_lost()
@@ -113,7 +123,7 @@ class LeaderLock:
             try:
                 if await self.try_acquire():
                     await on_won()
-            except Exception:  # noqa: BLE001 - a sick database must not end the retries
+            except Exception:  # a sick database must not end the retries
                 log.exception("leadership attempt failed; retrying")
 
     # -- SQLite: a file lock --------------------------------------------------------
@@ -139,7 +149,9 @@ class LeaderLock:
 
         conn = await asyncpg.connect(asyncpg_dsn(self.url), timeout=10)
         try:
-            won = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_KEY))
+            won = bool(
+                await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_KEY)
+            )
         except BaseException:
             await conn.close()
             raise
@@ -154,7 +166,7 @@ class LeaderLock:
             return self._fd is not None
         try:
             await asyncio.wait_for(self._conn.fetchval("SELECT 1"), timeout=10)
-        except Exception:  # noqa: BLE001 - any failure means the lock may be gone
+        except Exception:  # any failure means the lock may be gone
             return False
         return True
 
@@ -169,7 +181,7 @@ class LeaderLock:
             conn, self._conn = self._conn, None
             try:
                 await asyncio.wait_for(conn.close(), timeout=5)
-            except Exception:  # noqa: BLE001 - closing the connection frees the lock anyway
+            except Exception:  # closing the connection frees the lock anyway
                 conn.terminate()
 
 

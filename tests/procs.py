@@ -46,11 +46,15 @@ class BotProcess:
     lines_seen: list[str] = field(default_factory=list)
 
     @classmethod
-    def start(cls, name: str, args: list[str], folder: Path,
-              env: dict[str, str] | None = None) -> BotProcess:
+    def start(
+        cls, name: str, args: list[str], folder: Path, env: dict[str, str] | None = None
+    ) -> BotProcess:
         out, err = folder / f"{name}.out", folder / f"{name}.err"
         proc = subprocess.Popen(
-            weizhili(*args), cwd=ROOT, stdout=out.open("wb"), stderr=err.open("wb"),
+            weizhili(*args),
+            cwd=ROOT,
+            stdout=out.open("wb"),
+            stderr=err.open("wb"),
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         return cls(name, proc, out, err)
@@ -61,12 +65,15 @@ class BotProcess:
     def stderr(self) -> str:
         return self.err.read_text(encoding="utf-8", errors="replace")
 
-    def wait_for(self, text: str, timeout: float = 30.0, *, stream: str = "any") -> bool:
+    def wait_for(
+        self, text: str, timeout: float = 30.0, *, stream: str = "any"
+    ) -> bool:
         """Poll the output files until ``text`` appears; False when the wait ran out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             seen = (self.stdout() if stream in ("any", "out") else "") + (
-                self.stderr() if stream in ("any", "err") else "")
+                self.stderr() if stream in ("any", "err") else ""
+            )
             if text in seen:
                 return True
             if self.proc.poll() is not None:

@@ -41,14 +41,28 @@ PETITIONS = [
     "{b}栋楼下有人乱停车，把消防通道堵了",
     "{b}号楼{u}单元下水道堵了，一直往外冒水",
 ]
-PRAISE = ["谢谢王师傅帮忙修水管", "感谢赵网格员昨天帮我们跑手续", "表扬一下保洁刘阿姨，楼道特别干净"]
-CHAT = ["大家早上好", "今天真冷啊", "有人知道快递点几点开门吗", "哈哈哈", "收到", "晚上吃什么"]
+PRAISE = [
+    "谢谢王师傅帮忙修水管",
+    "感谢赵网格员昨天帮我们跑手续",
+    "表扬一下保洁刘阿姨，楼道特别干净",
+]
+CHAT = [
+    "大家早上好",
+    "今天真冷啊",
+    "有人知道快递点几点开门吗",
+    "哈哈哈",
+    "收到",
+    "晚上吃什么",
+]
 
 
 def write_chat(path: Path, rng: random.Random) -> None:
     start = datetime(2026, 12, 1, 8, 40, tzinfo=ZoneInfo("Asia/Shanghai"))
-    rooms = [("grid-01", "幸福小区1网格居民群"), ("grid-02", "幸福小区2网格居民群"),
-             ("grid-03", "和平社区3网格群")]
+    rooms = [
+        ("grid-01", "幸福小区1网格居民群"),
+        ("grid-02", "幸福小区2网格居民群"),
+        ("grid-03", "和平社区3网格群"),
+    ]
     with path.open("w", encoding="utf-8") as handle:
         for i in range(MESSAGES):
             kind = rng.choices(["petition", "praise", "chat"], weights=[3, 1, 4])[0]
@@ -56,16 +70,36 @@ def write_chat(path: Path, rng: random.Random) -> None:
             text = rng.choice(pool).format(b=rng.randint(1, 30), u=rng.randint(1, 6))
             room, topic = rng.choice(rooms)
             person = rng.randint(1, 40)
-            handle.write(json.dumps({
-                "id": f"c{i:04d}", "time": (start + timedelta(seconds=45 * i)).isoformat(),
-                "room": room, "room_topic": topic, "sender": f"wxid_res_{person:03d}",
-                "sender_name": f"居民{person}", "text": text, "mentions": [],
-            }, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": f"c{i:04d}",
+                        "time": (start + timedelta(seconds=45 * i)).isoformat(),
+                        "room": room,
+                        "room_topic": topic,
+                        "sender": f"wxid_res_{person:03d}",
+                        "sender_name": f"居民{person}",
+                        "text": text,
+                        "mentions": [],
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
 
 
 def replay_args(cfg: Path, chat: Path, url: str, sent_log: Path) -> list[str]:
-    return ["--config", str(cfg), "replay", str(chat), "--db", url, "--resume",
-            "--sent-log", str(sent_log)]
+    return [
+        "--config",
+        str(cfg),
+        "replay",
+        str(chat),
+        "--db",
+        url,
+        "--resume",
+        "--sent-log",
+        str(sent_log),
+    ]
 
 
 async def snapshot(url: str) -> dict[str, object]:
@@ -106,16 +140,20 @@ async def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Pat
     url = database_url_for(tmp_path)
     cfg = write_config(tmp_path / "bot.toml", tmp_path / "data", url)
 
-    reference = BotProcess.start("reference", replay_args(
-        cfg, chat, reference_url, tmp_path / "reference.sent"), tmp_path)
+    reference = BotProcess.start(
+        "reference",
+        replay_args(cfg, chat, reference_url, tmp_path / "reference.sent"),
+        tmp_path,
+    )
     assert reference.proc.wait(timeout=180) == 0, reference.stderr()
 
     sent_log = tmp_path / "crashed.sent"
     kills = attempts = 0
     while kills < KILLS and attempts < KILLS * 3:
         attempts += 1
-        bot = BotProcess.start(f"run{attempts}", replay_args(cfg, chat, url, sent_log),
-                               tmp_path)
+        bot = BotProcess.start(
+            f"run{attempts}", replay_args(cfg, chat, url, sent_log), tmp_path
+        )
         if attempts % 4 == 1:  # now and then during start-up and migrations
             time.sleep(rng.uniform(0.0, 1.5))
         elif bot.wait_for(RESUMING, 60, stream="out"):
@@ -132,15 +170,19 @@ async def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Pat
 
     final = BotProcess.start("final", replay_args(cfg, chat, url, sent_log), tmp_path)
     assert final.proc.wait(timeout=180) == 0, final.stderr()
-    print(f"\ncrash test: {kills} kills in {attempts} starts; "
-          f"{final.stdout().splitlines()[0] if final.stdout() else ''}")
+    print(
+        f"\ncrash test: {kills} kills in {attempts} starts; "
+        f"{final.stdout().splitlines()[0] if final.stdout() else ''}"
+    )
 
     want, got = await snapshot(reference_url), await snapshot(url)
     assert set(got["journal"]) == {f"c{i:04d}" for i in range(MESSAGES)}
     assert max(got["journal"].values()) == 1
     assert got["unfinished"] == []
     assert got["outcomes"] == want["outcomes"]
-    assert sum(want["petitions"].values()) > MESSAGES // 10, "the file must raise petitions"
+    assert sum(want["petitions"].values()) > MESSAGES // 10, (
+        "the file must raise petitions"
+    )
     assert got["petitions"] == want["petitions"]  # no petition lost, none doubled
     assert max(got["petitions"].values()) == 1
     assert got["praise"] == want["praise"]

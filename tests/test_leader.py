@@ -21,18 +21,28 @@ WON = "leadership won"
 async def add_reminder(db: Database, content: str, in_seconds: float) -> int:
     now = datetime.now(UTC)
     async with db.session() as session:
-        reminder = Reminder(creator_id="wxid_gm_zhao", room_ids=["grid-01"], content=content,
-                            due_at=now + timedelta(seconds=in_seconds), personal_time=True,
-                            created_at=now)
+        reminder = Reminder(
+            creator_id="wxid_gm_zhao",
+            room_ids=["grid-01"],
+            content=content,
+            due_at=now + timedelta(seconds=in_seconds),
+            personal_time=True,
+            created_at=now,
+        )
         session.add(reminder)
     return reminder.id
 
 
 async def posts_of(db: Database, reminder_id: int) -> int:
     async with db.session() as session:
-        return int(await session.scalar(
-            select(func.count()).select_from(OutboundMessage)
-            .where(OutboundMessage.source == f"reminder:{reminder_id}")) or 0)
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(OutboundMessage)
+                .where(OutboundMessage.source == f"reminder:{reminder_id}")
+            )
+            or 0
+        )
 
 
 async def wait_for_post(db: Database, reminder_id: int, timeout: float = 30.0) -> int:
@@ -73,7 +83,9 @@ async def test_two_processes_post_a_reminder_once_and_hand_over(tmp_path: Path):
     bots: list[BotProcess] = []
     try:
         for name in ("a", "b"):
-            cfg = write_config(tmp_path / f"{name}.toml", tmp_path / f"data-{name}", url)
+            cfg = write_config(
+                tmp_path / f"{name}.toml", tmp_path / f"data-{name}", url
+            )
             bot = BotProcess.start(name, ["--config", str(cfg), "run"], tmp_path)
             bots.append(bot)
             assert bot.wait_for(READY, 60), bot.stderr()

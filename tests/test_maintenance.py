@@ -36,11 +36,19 @@ async def fill(app: App, clock: ManualClock, prefix: str) -> None:
     """A little of everything: petitions, praise, chit-chat, a reminder, sent replies."""
     assert app.pipeline is not None
     for i, text in enumerate(MESSAGES):
-        await app.pipeline.deliver(make_message(text, at=clock.now(),
-                                                message_id=f"{prefix}-{i}"))
-    await app.pipeline.deliver(make_message(
-        REMINDER, at=clock.now(), message_id=f"{prefix}-r", mentions=("wxid_weizhili_bot",),
-        mention_names=("社区小助手",), mentions_bot=True))
+        await app.pipeline.deliver(
+            make_message(text, at=clock.now(), message_id=f"{prefix}-{i}")
+        )
+    await app.pipeline.deliver(
+        make_message(
+            REMINDER,
+            at=clock.now(),
+            message_id=f"{prefix}-r",
+            mentions=("wxid_weizhili_bot",),
+            mention_names=("社区小助手",),
+            mentions_bot=True,
+        )
+    )
     await drain(app)
 
 
@@ -53,18 +61,27 @@ async def counts(url: str) -> dict[str, int]:
     db = Database(url)
     try:
         async with db.session() as session:
-            return {t.name: int(await session.scalar(select(func.count()).select_from(t)))
-                    for t in Base.metadata.sorted_tables}
+            return {
+                t.name: int(await session.scalar(select(func.count()).select_from(t)))
+                for t in Base.metadata.sorted_tables
+            }
     finally:
         await db.close()
 
 
 @pytest.fixture
-async def source(tmp_path: Path, config: Config, clock: ManualClock) -> AsyncIterator[str]:
+async def source(
+    tmp_path: Path, config: Config, clock: ManualClock
+) -> AsyncIterator[str]:
     """A SQLite community with data in it, closed again; yields its URL."""
     url = f"sqlite+aiosqlite:///{tmp_path}/source.db"
-    app = App(replace(config, database_url=url), channel=RecordingChannel(), clock=clock,
-              web_enabled=False, scheduler_enabled=False)
+    app = App(
+        replace(config, database_url=url),
+        channel=RecordingChannel(),
+        clock=clock,
+        web_enabled=False,
+        scheduler_enabled=False,
+    )
     await app.start()
     try:
         await fill(app, clock, "src")
@@ -80,7 +97,9 @@ def destination(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path}/destination.db"
 
 
-async def test_copy_moves_every_row_and_ids_continue(source, tmp_path, config, clock, capsys):
+async def test_copy_moves_every_row_and_ids_continue(
+    source, tmp_path, config, clock, capsys
+):
     dst = destination(tmp_path)
 
     assert await run(main_copy, [source, dst]) == 0
@@ -89,34 +108,54 @@ async def test_copy_moves_every_row_and_ids_continue(source, tmp_path, config, c
     assert "counts match" in printed and "petitions" in printed
     before, after = await counts(source), await counts(dst)
     assert after == before
-    assert before["petitions"] >= 2 and before["praise"] == 1 and before["reminders"] == 1
+    assert (
+        before["petitions"] >= 2 and before["praise"] == 1 and before["reminders"] == 1
+    )
     db_src, db_dst = Database(source), Database(dst)
     try:
         for model in (Petition, Praise, Reminder, InboundMessage, OutboundMessage):
             async with db_src.session() as a, db_dst.session() as b:
-                rows_a = [r.__dict__ for r in await a.scalars(select(model).order_by(model.id))]
-                rows_b = [r.__dict__ for r in await b.scalars(select(model).order_by(model.id))]
-            strip = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows_a]
-            assert strip == [{k: v for k, v in r.items() if not k.startswith("_")}
-                             for r in rows_b], model.__tablename__
+                rows_a = [
+                    r.__dict__
+                    for r in await a.scalars(select(model).order_by(model.id))
+                ]
+                rows_b = [
+                    r.__dict__
+                    for r in await b.scalars(select(model).order_by(model.id))
+                ]
+            strip = [
+                {k: v for k, v in r.items() if not k.startswith("_")} for r in rows_a
+            ]
+            assert strip == [
+                {k: v for k, v in r.items() if not k.startswith("_")} for r in rows_b
+            ], model.__tablename__
     finally:
         await db_src.close()
         await db_dst.close()
 
     # the copied community carries on: new rows get fresh ids (sequences were reset)
-    app = App(replace(config, database_url=dst), channel=RecordingChannel(), clock=clock,
-              web_enabled=False, scheduler_enabled=False)
+    app = App(
+        replace(config, database_url=dst),
+        channel=RecordingChannel(),
+        clock=clock,
+        web_enabled=False,
+        scheduler_enabled=False,
+    )
     await app.start()
     try:
         assert app.pipeline is not None
-        outcome = await app.pipeline.deliver(make_message("7号楼电梯坏了，困了人", at=clock.now()))
+        outcome = await app.pipeline.deliver(
+            make_message("7号楼电梯坏了，困了人", at=clock.now())
+        )
     finally:
         await app.stop()
     assert outcome.startswith("petition")
     assert (await counts(dst))["petitions"] == before["petitions"] + 1
 
 
-async def test_copy_refuses_a_destination_with_data_unless_forced(source, tmp_path, capsys):
+async def test_copy_refuses_a_destination_with_data_unless_forced(
+    source, tmp_path, capsys
+):
     dst = destination(tmp_path)
     assert await run(main_copy, [source, dst]) == 0
 
@@ -129,8 +168,13 @@ async def test_copy_refuses_a_destination_with_data_unless_forced(source, tmp_pa
 
 async def test_backup_while_running_then_restore(tmp_path, config, clock):
     url = config.db_url
-    app = App(config, channel=RecordingChannel(), clock=clock, web_enabled=False,
-              scheduler_enabled=False)
+    app = App(
+        config,
+        channel=RecordingChannel(),
+        clock=clock,
+        web_enabled=False,
+        scheduler_enabled=False,
+    )
     await app.start()
     try:
         await fill(app, clock, "before")
@@ -141,8 +185,13 @@ async def test_backup_while_running_then_restore(tmp_path, config, clock):
     assert (tmp_path / "backup.sql").stat().st_mode & 0o077 == 0
     grown = await counts(url)
 
-    assert await run(main_restore, [str(tmp_path / "backup.sql"), "--url", url]) == 1  # holds data
-    assert await run(main_restore, [str(tmp_path / "backup.sql"), "--url", url, "--force"]) == 0
+    assert (
+        await run(main_restore, [str(tmp_path / "backup.sql"), "--url", url]) == 1
+    )  # holds data
+    assert (
+        await run(main_restore, [str(tmp_path / "backup.sql"), "--url", url, "--force"])
+        == 0
+    )
 
     restored = await counts(url)
     assert 0 < restored["inbound_messages"] < grown["inbound_messages"]
@@ -159,7 +208,9 @@ async def test_purge_forgets_old_chitchat_words_but_keeps_ids_and_petitions(app,
     assert "journal_purge" in app.services.extras["clock_jobs"]
     await fill(app, clock, "old")
     clock.advance(timedelta(days=app.config.journal_keep_days + 1))
-    await app.pipeline.deliver(make_message("今天真冷啊", at=clock.now(), message_id="new-chat"))
+    await app.pipeline.deliver(
+        make_message("今天真冷啊", at=clock.now(), message_id="new-chat")
+    )
 
     purged = await purge_journal(app.services)
 
@@ -170,6 +221,7 @@ async def test_purge_forgets_old_chitchat_words_but_keeps_ids_and_petitions(app,
     assert rows["old-0"].text == MESSAGES[0]  # a petition keeps its words
     assert rows["old-1"].text == MESSAGES[1]  # so does praise
     assert rows["new-chat"].text == "今天真冷啊"  # too recent
-    again = await app.pipeline.deliver(make_message("今天真冷啊", at=clock.now(),
-                                                    message_id="old-2"))
+    again = await app.pipeline.deliver(
+        make_message("今天真冷啊", at=clock.now(), message_id="old-2")
+    )
     assert again == "duplicate"

@@ -18,10 +18,14 @@ from tests.fakes import make_message
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("WEIZHILI_TEST_DB_URL")),
-    reason="the faults are simulated with SQLite pragmas and file locks")
+    reason="the faults are simulated with SQLite pragmas and file locks",
+)
 
-HEALTHY = ("PRAGMA query_only=0", "PRAGMA max_page_count=1073741823",
-           "PRAGMA busy_timeout=10000")
+HEALTHY = (
+    "PRAGMA query_only=0",
+    "PRAGMA max_page_count=1073741823",
+    "PRAGMA busy_timeout=10000",
+)
 LONG = "，已经报过好几次了" * 500  # needs new pages: a full database cannot take it
 
 
@@ -59,33 +63,46 @@ def sick(app) -> Iterator[Sickness]:  # type: ignore[no-untyped-def]
 
 async def count(app, model, *where) -> int:  # type: ignore[no-untyped-def]
     async with app.services.db.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(model).where(*where)))
+        return int(
+            await session.scalar(select(func.count()).select_from(model).where(*where))
+        )
 
 
 async def staff_notes(app) -> list[str]:  # type: ignore[no-untyped-def]
     async with app.services.db.session() as session:
-        return list(await session.scalars(
-            select(OutboundMessage.text).where(OutboundMessage.source == "system:database")
-            .order_by(OutboundMessage.id)))
+        return list(
+            await session.scalars(
+                select(OutboundMessage.text)
+                .where(OutboundMessage.source == "system:database")
+                .order_by(OutboundMessage.id)
+            )
+        )
 
 
 def errors(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.levelno >= logging.ERROR and text in r.getMessage()]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and text in r.getMessage()
+    ]
 
 
 async def deliver_petitions(app, clock, n: int, text: str = "") -> list[str]:  # type: ignore[no-untyped-def]
     outcomes = []
     for i in range(n):
-        message = make_message(f"{i + 1}号楼楼道灯坏了好几天了{text}", at=clock.now(),
-                               message_id=f"sick-{i}")
+        message = make_message(
+            f"{i + 1}号楼楼道灯坏了好几天了{text}",
+            at=clock.now(),
+            message_id=f"sick-{i}",
+        )
         outcomes.append(await app.pipeline.deliver(message))
     return outcomes
 
 
 @pytest.mark.parametrize("fault", ["read_only", "full"])
 async def test_messages_are_held_then_handled_and_staff_told_once(
-        app, clock, sick, caplog, fault):
+    app, clock, sick, caplog, fault
+):
     getattr(sick, fault)()
 
     outcomes = await deliver_petitions(app, clock, 3, LONG if fault == "full" else "")
@@ -94,8 +111,9 @@ async def test_messages_are_held_then_handled_and_staff_told_once(
     assert len(errors(caplog, "database cannot store incoming messages")) == 1
     if fault == "read_only":
         assert errors(caplog, "outbox cannot store a staff notice")  # kept in memory
-    assert not any(LONG[:20] in r.getMessage() for r in caplog.records
-                   if r.levelno > logging.DEBUG), "residents' words only at DEBUG"
+    assert not any(
+        LONG[:20] in r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG
+    ), "residents' words only at DEBUG"
     assert not await app.pipeline.drain_intake()  # still sick: nothing moves
 
     sick.heal()
@@ -104,14 +122,18 @@ async def test_messages_are_held_then_handled_and_staff_told_once(
     assert await count(app, InboundMessage) == 3
     assert await count(app, Petition) == 3
     notes = await staff_notes(app)
-    assert notes == [TROUBLE_NOTICE.format(capacity=app.pipeline.intake.capacity),
-                     "【系统提示】数据库已恢复，暂存的3条消息已补处理。"]
+    assert notes == [
+        TROUBLE_NOTICE.format(capacity=app.pipeline.intake.capacity),
+        "【系统提示】数据库已恢复，暂存的3条消息已补处理。",
+    ]
     async with app.services.db.session() as session:
         texts = list(await session.scalars(select(InboundMessage.text)))
     assert all(t.endswith(LONG) for t in texts) or fault != "full"  # stored whole
 
 
-async def test_a_locked_database_holds_messages_until_the_lock_goes(app, clock, sick, caplog):
+async def test_a_locked_database_holds_messages_until_the_lock_goes(
+    app, clock, sick, caplog
+):
     sick.pragmas = ("PRAGMA busy_timeout=50",)
     blocker = sqlite3.connect(sick.path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
@@ -135,7 +157,10 @@ async def test_a_full_buffer_says_so_in_the_log_and_to_staff(app, clock, sick, c
     assert outcomes == ["held", "held", "dropped", "dropped", "dropped"]
     dropped = errors(caplog, "intake buffer full; message dropped")
     assert [m.split("message_id=")[1].split()[0] for m in dropped] == [
-        "sick-2", "sick-3", "sick-4"]
+        "sick-2",
+        "sick-3",
+        "sick-4",
+    ]
     sick.heal()
     assert await app.pipeline.drain_intake()
     notes = await staff_notes(app)
@@ -144,8 +169,9 @@ async def test_a_full_buffer_says_so_in_the_log_and_to_staff(app, clock, sick, c
     assert await count(app, Petition) == 2
 
 
-async def test_a_failure_while_handling_is_retried_not_marked_failed(app, clock, sick,
-                                                                      monkeypatch):
+async def test_a_failure_while_handling_is_retried_not_marked_failed(
+    app, clock, sick, monkeypatch
+):
     router = app.services.router
     real = router.classify
     calls = {"n": 0}
