@@ -34,10 +34,27 @@ def _config(path: str | None) -> Config:
     return load_config(path or os.environ.get("WEIZHILI_CONFIG") or None)
 
 
+def warn_if_config_readable(config: Config) -> bool:
+    """Warn when the config file holding the token or session secret is readable by others."""
+    path = Path(config.source)
+    if not path.is_file():
+        return False
+    secrets = [s for s in (config.wechaty.token, config.web.secret) if s]
+    if not secrets or not any(s in path.read_text(encoding="utf-8") for s in secrets):
+        return False
+    mode = path.stat().st_mode & 0o777
+    if not mode & 0o077:
+        return False
+    log.warning("config file with secrets is readable by others path=%s mode=%03o; "
+                "run: chmod 600 %s", path, mode, path)
+    return True
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the bot: WeChat when configured, else the simulator on 127.0.0.1."""
     config = _config(args.config)
     setup_logging(args.log_level, [config.wechaty.token, config.web.secret])
+    warn_if_config_readable(config)
     from bot.app import App
 
     async def main() -> None:
