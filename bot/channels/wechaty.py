@@ -79,6 +79,7 @@ WIRE_MESSAGE_TYPES = {
 }
 WIRE_TEXT = 7
 DEDUPE_SIZE = 10_000
+_STOP: Any = object()  # ends a worker's loop
 FETCH_RETRIES = 3  # a message whose payload could not be read is tried again
 GIVE_UP_STATUSES = ("NOT_FOUND", "INVALID_ARGUMENT", "PERMISSION_DENIED")
 FETCH_CONCURRENCY = 8
@@ -327,6 +328,7 @@ class WechatyChannel:
         wechaty_compat.prepare_wechaty(self._data_dir / "wechaty-cache")
         self._deliver = deliver
         self._stopping = False
+        self._intake = asyncio.Queue()
         self._sequencer = asyncio.create_task(
             self._sequence(), name="wechaty-sequencer"
         )
@@ -343,15 +345,19 @@ class WechatyChannel:
         if session is not None:
             session.closed = True
         await self._drain(min(self._config.call_timeout_seconds, 5.0))
+        # A sentinel ends the workers even when a cancellation gets lost: on 3.11
+        # asyncio.wait_for can swallow one if its inner call finishes meanwhile.
+        self._intake.put_nowait(_STOP)
+        for queue in self._room_queues.values():
+            queue.put_nowait(_STOP)
         tasks = [self._supervisor, self._sequencer, *self._room_workers.values()]
-        tasks += list(self._background)
+        tasks = [t for t in (*tasks, *self._background) if t is not None]
         for task in tasks:
-            if task is not None:
-                task.cancel()
-        for task in tasks:
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            task.cancel()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=5.0)
+            for task in pending:
+                logger.warning("wechaty task did not stop task=%s", task.get_name())
         if session is not None:
             await self._close_session(session, graceful=True)
         self._supervisor = self._sequencer = None
@@ -659,6 +665,8 @@ class WechatyChannel:
         # topic changes reach the room queues in the order they happened.
         while True:
             job = await self._intake.get()
+            if job is _STOP:
+                return
             try:
                 await job()
             except asyncio.CancelledError:
@@ -800,6 +808,9 @@ class WechatyChannel:
     async def _room_worker(self, key: str, queue: asyncio.Queue[Any]) -> None:
         while True:
             item = await queue.get()
+            if item is _STOP:
+                queue.task_done()
+                return
             try:
                 if isinstance(item, IncomingMessage):
                     if self._deliver is not None:
