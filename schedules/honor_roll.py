@@ -12,7 +12,10 @@ by inserting its ``job_runs`` row in the same transaction as the outbox rows, so
     it already ran                               → nothing (field reports B08, B13)
 
 Only the latest due roll of each kind is caught up: after a long outage the group
-gets one late roll, not a backlog.
+gets one late roll, not a backlog. The rolls of all grids still to post are computed
+together (:func:`handlers.honor_roll.build_rolls`, a fixed number of queries however
+many grids there are) before any is posted; should that fail, each grid's roll is
+built on its own, so one bad grid never stops the others.
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import WEEKDAYS, Config, GridConfig
 from bot.context import Services
 from handlers.honor_roll import (
     Period,
+    Roll,
     build_roll,
+    build_rolls,
     format_roll,
     previous_month,
     previous_week,
@@ -112,8 +118,35 @@ def image_path(config: Config, key: str) -> Path:
     return config.data_dir / "honor" / f"{key.replace(':', '_')}.png"
 
 
+async def build_pending(
+    services: Services, period: Period, found: list[RollTarget]
+) -> dict[str, Roll]:
+    """The grid rolls of ``found`` not yet posted, by key, computed in one go."""
+    keys = [target.key for target in found]
+    try:
+        async with services.db.session() as session:
+            done = set(
+                await session.scalars(select(JobRun.key).where(JobRun.key.in_(keys)))
+            )
+            pending = [t for t in found if t.grid is not None and t.key not in done]
+            if not pending:
+                return {}
+            rolls = await build_rolls(
+                session, services.config, period, [t.grid for t in pending if t.grid]
+            )
+    except Exception:  # each roll is then built on its own, as post_roll does
+        log.exception("honor rolls together failed period=%s", period.label)
+        return {}
+    return {t.key: rolls[t.grid.id] for t in pending if t.grid}
+
+
 async def post_roll(
-    services: Services, period: Period, target: RollTarget, *, due: datetime
+    services: Services,
+    period: Period,
+    target: RollTarget,
+    *,
+    due: datetime,
+    roll: Roll | None = None,
 ) -> str:
     """Post one roll unless its key was claimed: posted | empty | done | lost."""
     from handlers.honor_card import render_card
@@ -122,7 +155,8 @@ async def post_roll(
     async with services.db.session() as session:
         if await session.get(JobRun, target.key) is not None:
             return "done"
-        roll = await build_roll(session, config, period, target.grid)
+        if roll is None:
+            roll = await build_roll(session, config, period, target.grid)
 
     now = services.now()
     late = now - due > LATE_AFTER
@@ -183,10 +217,14 @@ async def post_due(
     else:
         due = last_monthly_due(moment, config)
         period = previous_month(due, config.tz)
+    found = targets(config, kind, period)
+    built = await build_pending(services, period, found)
     results = {}
-    for target in targets(config, kind, period):
+    for target in found:
         try:
-            results[target.key] = await post_roll(services, period, target, due=due)
+            results[target.key] = await post_roll(
+                services, period, target, due=due, roll=built.get(target.key)
+            )
         except Exception:  # one grid's failure must not stop the others
             log.exception("honor roll failed key=%s", target.key)
             results[target.key] = "error"

@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from PIL import Image
@@ -18,6 +19,7 @@ from bot.config import Config
 from handlers import honor_card
 from handlers.honor_roll import (
     build_roll,
+    build_rolls,
     format_roll,
     main_preview,
     month_period,
@@ -27,7 +29,7 @@ from handlers.honor_roll import (
 from handlers.points import add_entry
 from models.tables import JobRun, Member, OutboundMessage, Petition, Praise, StaffRole
 from schedules.honor_roll import catch_up, last_weekly_due, run_monthly, run_weekly
-from tests.conftest import PROPERTY, TZ, local
+from tests.conftest import GM_1, PROPERTY, TZ, local
 from tests.fakes import RecordingChannel
 
 ZHANG, LI, WU, LIU = "wxid_zhang", "wxid_li", "wxid_wu", "wxid_liu"
@@ -417,3 +419,231 @@ def test_preview_with_demo_data_prints_and_draws(tmp_path, capsys, monkeypatch):
     if honor_card.find_font() is not None:
         assert Image.open(png).size[0] == 1080
     assert main_preview(["--preview", "--seed-demo", "--db", db]) == 2  # not a fresh db
+
+
+# --- every grid at once ---------------------------------------------------------------------
+
+
+async def seed_city(app: App, grids: list[str]) -> list[tuple[str, str, int, bool]]:
+    """Random but fixed points in many grids; returns (grid, member, delta, counts)."""
+    import random
+
+    rng = random.Random(20261130)
+    members = [(f"wxid_c{i:03d}", rng.choice(grids)) for i in range(60)]
+    ledger: list[tuple[str, str, int, bool]] = []
+    async with app.services.db.session() as session:
+        for index, (member_id, grid) in enumerate(members):
+            session.add(
+                Member(
+                    id=member_id,
+                    name="" if index % 11 == 0 else f"居民{index}",
+                    grid_id=grid,
+                    opted_out=index % 7 == 0,
+                    first_seen=W49.start,
+                    last_seen=W49.start,
+                )
+            )
+        wrong = []
+        for n in range(400):
+            member_id, home = rng.choice(members)
+            # mostly the home grid, some left to the member's grid, some elsewhere
+            grid = rng.choice([home, home, None, rng.choice(grids)])
+            delta = rng.choice([1, 1, 2, 2, 3, 5, -1])
+            kind = rng.choice(["praise", "volunteer", "award"])
+            when = W49.start + (W49.end - W49.start) * rng.random()
+            entry = add_entry(
+                session,
+                member_id=member_id,
+                grid_id=grid,
+                delta=delta,
+                kind=kind,
+                note=rng.choice(["帮我拿快递", "扫雪", "陪老人就医", "修车棚", ""]),
+                by="test",
+                now=when,
+            )
+            reversed_later = n % 37 == 0
+            if reversed_later:
+                wrong.append(entry)
+            ledger.append((grid or home, member_id, delta, not reversed_later))
+        for n in range(20):  # staff earn points too, and are never ranked
+            add_entry(
+                session,
+                member_id=PROPERTY,
+                grid_id=grids[n % len(grids)],
+                delta=3,
+                kind="praise",
+                note="修水管",
+                by="test",
+                now=W49.start + timedelta(hours=n + 1),
+            )
+        await session.flush()
+        for entry in wrong:
+            twin = add_entry(
+                session,
+                member_id=entry.member_id,
+                grid_id=entry.grid_id,
+                delta=-entry.delta,
+                kind="reversal",
+                note="撤销",
+                by="test",
+                now=W49.end - timedelta(hours=1),
+            )
+            twin.reverses = entry.id
+        for n in range(30):
+            at = W49.start + timedelta(hours=5 * n + 3)
+            session.add(
+                Praise(
+                    grid_id=grids[n % len(grids)],
+                    giver_id=members[n][0],
+                    target_id=PROPERTY if n % 3 else GM_1,
+                    target_name="王师傅",
+                    target_is_staff=True,
+                    reason=f"谢谢第{n}次",
+                    status="confirmed" if n % 4 else "pending",
+                    created_at=at,
+                    confirmed_at=at,
+                )
+            )
+            created = W49.start + timedelta(hours=7 * n + 1)
+            resolved = created + timedelta(hours=n % 20)
+            session.add(
+                Petition(
+                    grid_id=grids[(n * 7) % len(grids)],
+                    reporter_id=members[n][0],
+                    text="灯坏了",
+                    status="resolved",
+                    created_at=created,
+                    updated_at=resolved,
+                    response_due=resolved,
+                    resolve_due=resolved,
+                    resolved_at=resolved,
+                )
+            )
+    return ledger
+
+
+def expected_ranking(
+    ledger: list[tuple[str, str, int, bool]], grid: str, top: int
+) -> list[tuple[str, int]]:
+    """The roll's ranking computed in Python: points, then entries, then member id."""
+    points: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for entry_grid, member_id, delta, counts_still in ledger:
+        if entry_grid == grid and counts_still:
+            points[member_id] = points.get(member_id, 0) + delta
+            counts[member_id] = counts.get(member_id, 0) + 1
+    ranked = sorted(
+        (m for m in points if points[m] > 0), key=lambda m: (-points[m], -counts[m], m)
+    )
+    return [(m, points[m]) for m in ranked[:top]]
+
+
+async def test_all_grids_at_once_equal_each_grid_alone(app):
+    config = app.config
+    base = config.grids[0]
+    many = [
+        *config.grids,
+        *(
+            replace(base, id=f"grid-{i:02d}", name=f"{i}号网格", room_id=f"room-{i}")
+            for i in range(4, 9)
+        ),
+    ]
+    config = replace(
+        config,
+        grids=tuple(many),
+        schedules=replace(config.schedules, honor_roll_top=3),
+    )
+    ids = [grid.id for grid in many]
+    ledger = await seed_city(app, ids)
+
+    async with app.services.db.session() as session:
+        together = await build_rolls(session, config, W49)
+        alone = {g.id: await build_roll(session, config, W49, g) for g in many}
+
+    assert list(together) == ids
+    for grid in many:
+        assert together[grid.id] == alone[grid.id], grid.id
+        ranking = [(e.member_id, e.points) for e in together[grid.id].entries]
+        assert ranking == expected_ranking(ledger, grid.id, 3), grid.id
+    rolls = list(together.values())
+    assert sum(len(r.entries) for r in rolls) >= 3 * len(many) - 2
+    assert any(e.name == "一位热心居民" for r in rolls for e in r.entries)
+    assert all(e.member_id != PROPERTY for r in rolls for e in r.entries)
+    assert sum(r.same_day_resolved for r in rolls) > 0
+    assert sum(len(r.staff) for r in rolls) > 0
+    assert any(len(r.staff) == 2 for r in rolls)
+
+
+async def test_all_grids_cost_as_many_queries_as_one(app):
+    from sqlalchemy import event
+
+    config = app.config
+    await seed_city(app, [grid.id for grid in config.grids])
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    engine = app.services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        async with app.services.db.session() as session:
+            await build_rolls(session, config, W49, config.grids[:1])
+            one = len(statements)
+            statements.clear()
+            rolls = await build_rolls(session, config, W49)
+            every = len(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    assert len(rolls) == len(config.grids) > 1
+    assert all(roll.entries for roll in rolls.values())
+    assert every == one <= 8
+
+
+async def test_weekly_posting_builds_every_grid_together(start_app, clock, monkeypatch):
+    import schedules.honor_roll as posting
+
+    app = await start_app()
+    await seed_week(app)
+    clock.set(local(2026, 12, 7, 9, 0))
+    calls: list[list[str]] = []
+    together = posting.build_rolls
+
+    async def spy(session, config, period, grids=None):  # type: ignore[no-untyped-def]
+        calls.append([grid.id for grid in grids])
+        return await together(session, config, period, grids)
+
+    async def alone(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("a grid's roll was built on its own")
+
+    monkeypatch.setattr(posting, "build_rolls", spy)
+    monkeypatch.setattr(posting, "build_roll", alone)
+
+    results = await run_weekly(app.services)
+
+    assert calls == [[grid.id for grid in app.config.grids]]
+    assert results["honor:grid-01:2026-W49"] == "posted"
+    assert "张阿姨（12分）" in (await honor_rows(app, "honor:grid-01:2026-W49"))[0].text
+
+
+async def test_weekly_posting_falls_back_to_one_grid_at_a_time(
+    start_app, clock, monkeypatch
+):
+    import schedules.honor_roll as posting
+
+    app = await start_app()
+    await seed_week(app)
+    clock.set(local(2026, 12, 7, 9, 0))
+
+    async def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("simulated failure of the grouped queries")
+
+    monkeypatch.setattr(posting, "build_rolls", broken)
+
+    results = await run_weekly(app.services)
+
+    assert results["honor:grid-01:2026-W49"] == "posted"
+    assert results["honor:grid-03:2026-W49"] == "empty"
+    assert "张阿姨（12分）" in (await honor_rows(app, "honor:grid-01:2026-W49"))[0].text
