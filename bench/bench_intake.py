@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +175,7 @@ async def end_to_end(community: gen.Community, msgs: list[IncomingMessage], data
     from bot.app import App
     from bot.channels.replay import ReplayChannel
     from bot.clock import ManualClock
-    from schedules.runner import tick
+    from bot.replay import feed
 
     config = replace(community.config, data_dir=data_dir)
     if fresh:
@@ -189,18 +188,10 @@ async def end_to_end(community: gen.Community, msgs: list[IncomingMessage], data
     await app.start()
     assert app.pipeline is not None and app.services is not None
     services, pipeline = app.services, app.pipeline
-    poll = timedelta(seconds=config.schedules.poll_seconds)
-    next_tick = clock.now() + poll
     profiler = _start_profiler() if profile else None
     try:
         started = time.perf_counter()
-        for message in msgs:
-            if message.timestamp > clock.now():
-                clock.set(message.timestamp)
-            await pipeline.deliver(message)
-            if clock.now() >= next_tick:
-                await tick(services)
-                next_tick = clock.now() + poll
+        await feed(app, clock, msgs)  # exactly what `weizhili replay` does
         await _drain(services.outbox)
         seconds = time.perf_counter() - started
     finally:

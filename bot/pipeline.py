@@ -8,6 +8,12 @@ A message is journalled in its own transaction before it is acted on, so a crash
 leaves it ``pending`` and :meth:`Pipeline.resume` handles it at the next start; a
 redelivered id finds its journal row and does nothing twice. One failing message is
 logged and marked ``error``; it never stops the others.
+
+Messages that arrive together share their transactions (group commit): whoever holds
+the lock journals every waiting message in one transaction and handles them in a
+second one. If a handler fails inside such a batch, the batch is rolled back and its
+messages are handled again one by one, each in its own transaction, so the failure
+stays with its own message.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ import asyncio
 import contextlib
 import logging
 import time as monotonic
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import IncomingMessage
 from bot.context import MessageContext, Services, StaffInfo
@@ -39,6 +47,19 @@ log = logging.getLogger(__name__)
 
 ContextHandler = Callable[[MessageContext], Awaitable[bool]]
 IntentHandler = Callable[[MessageContext], Awaitable[None]]
+
+MAX_BATCH = 200  # messages sharing one transaction
+KNOWN_MEMBERS = 200_000  # members remembered as stored before the memory is reset
+
+
+@dataclass
+class _Waiting:
+    """A message waiting for the pipeline, and the caller waiting for its outcome."""
+
+    message: IncomingMessage
+    future: asyncio.Future[str]
+    before_each: Callable[[IncomingMessage], None] | None = None
+
 
 APOLOGY = "抱歉，刚才处理出了点问题，工作人员会尽快查看。"
 HELP_HINT = (
@@ -62,28 +83,40 @@ class Pipeline:
         self.intake = IntakeBuffer()
         self._draining = asyncio.Lock()
         self._retry: asyncio.Task[None] | None = None
+        self._waiting: list[_Waiting] = []
+        # Members known to be stored, with the name and grid stored: most messages
+        # then need no member query; their last_seen is written once per batch.
+        self._known: dict[str, tuple[str, str | None]] = {}
+        self._seen: dict[str, datetime] = {}
+        self._fresh: dict[str, tuple[str, str | None]] = {}  # learnt in the open batch
 
     # -- entry points ------------------------------------------------------------
 
     async def deliver(self, message: IncomingMessage) -> str:
         """Handle one message from a channel; returns its outcome for logs and replay."""
-        started = monotonic.perf_counter()
-        if self.intake.messages:  # the database is sick: queue behind, in order
-            return await self._hold(message)
+        return (await self.deliver_many([message]))[0]
+
+    async def deliver_many(self, messages: Sequence[IncomingMessage],
+                           before_each: Callable[[IncomingMessage], None] | None = None,
+                           ) -> list[str]:
+        """Handle messages in order, sharing transactions with whatever else waits.
+
+        ``before_each`` runs just before a message is handled (replay sets its clock).
+        """
+        loop = asyncio.get_running_loop()
+        mine = [_Waiting(m, loop.create_future(), before_each) for m in messages]
+        self._waiting.extend(mine)
         async with self._lock:
-            try:
-                journal_id = await self._journal(message)
-            except DB_TROUBLE as exc:
-                return await self._hold(message, exc)
-            if journal_id is None:
-                self._count("duplicate")
-                return "duplicate"
-            outcome = await self._process(journal_id, message)
-        self._count(outcome)
-        log.info("message handled message_id=%s room=%s outcome=%s ms=%.1f",
-                 message.message_id, message.room_id, outcome,
-                 (monotonic.perf_counter() - started) * 1000)
-        return outcome
+            while self._waiting and not all(w.future.done() for w in mine):
+                batch = self._waiting[:MAX_BATCH]
+                del self._waiting[:MAX_BATCH]
+                try:
+                    await self._run_batch(batch)
+                finally:
+                    for waiting in batch:  # a bug must never leave a caller hanging
+                        if not waiting.future.done():
+                            waiting.future.set_result("error")
+        return [w.future.result() for w in mine]
 
     async def resume(self) -> int:
         """Process messages journalled before a crash but never finished."""
@@ -156,6 +189,151 @@ class Pipeline:
         for notice in self.intake.notices:
             log.error("staff notice never stored: %s", notice)
 
+    # -- batches ---------------------------------------------------------------------
+
+    async def _run_batch(self, batch: list[_Waiting]) -> None:
+        started = monotonic.perf_counter()
+        if self.intake.messages:  # the database is sick: queue behind, in order
+            for waiting in batch:
+                waiting.future.set_result(await self._hold(waiting.message))
+            return
+        try:
+            journal_ids = await self._journal_batch([w.message for w in batch])
+        except DB_TROUBLE as exc:
+            for waiting in batch:
+                waiting.future.set_result(await self._hold(waiting.message, exc))
+            return
+
+        todo: list[tuple[int, _Waiting]] = []
+        for waiting, journal_id in zip(batch, journal_ids, strict=True):
+            if journal_id is None:
+                log.debug("duplicate message ignored message_id=%s",
+                          waiting.message.message_id)
+                self._count("duplicate")
+                waiting.future.set_result("duplicate")
+            else:
+                todo.append((journal_id, waiting))
+        if not todo:
+            return
+
+        outcomes = await self._process_batch(todo)
+        elapsed = (monotonic.perf_counter() - started) * 1000
+        for (_, waiting), outcome in zip(todo, outcomes, strict=True):
+            self._count(outcome)
+            waiting.future.set_result(outcome)
+            log.info("message handled message_id=%s room=%s outcome=%s batch=%d ms=%.1f",
+                     waiting.message.message_id, waiting.message.room_id, outcome,
+                     len(batch), elapsed)
+
+    async def _journal_batch(self, messages: list[IncomingMessage]) -> list[int | None]:
+        """Journal messages in one transaction; ``None`` for an id already journalled."""
+        if len(messages) == 1:
+            return [await self._journal(messages[0])]
+        try:
+            async with self.services.db.session() as session:
+                ids = {m.message_id for m in messages}
+                stored = set(await session.scalars(
+                    select(InboundMessage.message_id).where(InboundMessage.message_id.in_(ids))
+                ))
+                rows: list[InboundMessage | None] = []
+                for message in messages:
+                    if message.message_id in stored:
+                        rows.append(None)
+                        continue
+                    stored.add(message.message_id)
+                    rows.append(self._journal_row(message))
+                session.add_all([r for r in rows if r is not None])
+        except IntegrityError:  # another process journalled one meanwhile
+            return [await self._journal(m) for m in messages]
+        return [r.id if r is not None else None for r in rows]
+
+    async def _process_batch(self, todo: list[tuple[int, _Waiting]]) -> list[str]:
+        services = self.services
+        if len(todo) == 1:
+            journal_id, waiting = todo[0]
+            if waiting.before_each:
+                waiting.before_each(waiting.message)
+            return [await self._process(journal_id, waiting.message)]
+
+        outcomes: list[str] = []
+        wake = False
+        try:
+            async with services.db.session() as session:
+                staff = await self._staff_roles(session)
+                marks = []
+                for journal_id, waiting in todo:
+                    message = waiting.message
+                    if waiting.before_each:
+                        waiting.before_each(message)
+                    status, outcome, replies = await self._handle(session, message, staff)
+                    wake = wake or replies
+                    outcomes.append(outcome)
+                    marks.append({"id": journal_id, "status": status, "outcome": outcome[:64],
+                                  "processed_at": services.now()})
+                await session.execute(update(InboundMessage), marks)
+                await self._touch_members(session)
+        except DB_TROUBLE as exc:  # journalled but not handled: try again later
+            log.error("database failed while handling a batch of %d; retrying later "
+                      "error=%s", len(todo), db_reason(exc))
+            self._forget_batch()
+            self.intake.deferred.extend((j, w.message) for j, w in todo)
+            self._start_retrying()
+            return ["deferred"] * len(todo)
+        except Exception:  # noqa: BLE001 - isolate the failure in its own message
+            log.warning("a message failed inside a batch of %d; handling them one by one",
+                        len(todo))
+            self._forget_batch()
+            outcomes = []
+            for journal_id, waiting in todo:
+                if waiting.before_each:
+                    waiting.before_each(waiting.message)
+                outcomes.append(await self._process(journal_id, waiting.message))
+            return outcomes
+        self._remember_batch()
+        if wake:
+            services.outbox.wake()
+        return outcomes
+
+    async def _handle(self, session: AsyncSession, message: IncomingMessage,
+                      staff: dict[str, StaffInfo], resumed: bool = False,
+                      ) -> tuple[str, str, bool]:
+        """Filter and dispatch one message in ``session``: (status, outcome, replied)."""
+        skip = self._skip_reason(message, resumed)
+        if skip:
+            return "ignored", skip, False
+        ctx = await self._context(session, message, staff)
+        await self._dispatch(ctx)
+        for reply in ctx.replies:
+            self.services.outbox.add(
+                session, reply.room_id, reply.text, mention_ids=reply.mention_ids,
+                mention_names=reply.mention_names, image_path=reply.image_path,
+                source=f"{reply.source}:{message.message_id}"[:64],
+            )
+        return "done", ctx.outcome or "none", bool(ctx.replies)
+
+    async def _staff_roles(self, session: AsyncSession) -> dict[str, StaffInfo]:
+        """Every active staff role, read once per transaction (rights follow the id)."""
+        rows = await session.scalars(select(StaffRole).where(StaffRole.active.is_(True)))
+        return {r.member_id: StaffInfo(r.member_id, r.name, r.role, tuple(r.grids or ()))
+                for r in rows}
+
+    async def _touch_members(self, session: AsyncSession) -> None:
+        if self._seen:
+            await session.execute(update(Member), [
+                {"id": member_id, "last_seen": at} for member_id, at in self._seen.items()
+            ])
+            self._seen.clear()
+
+    def _remember_batch(self) -> None:
+        self._known.update(self._fresh)
+        self._fresh.clear()
+        if len(self._known) > KNOWN_MEMBERS:
+            self._known.clear()  # cheap to rebuild; keeps memory bounded
+
+    def _forget_batch(self) -> None:
+        self._fresh.clear()
+        self._seen.clear()
+
     # -- a sick database -------------------------------------------------------------
 
     async def _hold(self, message: IncomingMessage, exc: BaseException | None = None) -> str:
@@ -218,16 +396,20 @@ class Pipeline:
 
     # -- steps ---------------------------------------------------------------------
 
-    async def _journal(self, message: IncomingMessage) -> int | None:
+    def _journal_row(self, message: IncomingMessage) -> InboundMessage:
         services = self.services
         grid = services.config.grid_for_room(message.room_id, message.room_topic)
-        row = InboundMessage(
+        return InboundMessage(
             message_id=message.message_id, channel="", room_id=message.room_id,
             grid_id=grid.id if grid else None, talker_id=message.talker_id,
             talker_name=message.talker_name[:128], text=message.text,
             mention_ids=list(message.mention_ids), mentions_bot=message.mentions_bot,
             sent_at=message.timestamp, received_at=services.now(), status="pending",
         )
+
+    async def _journal(self, message: IncomingMessage) -> int | None:
+        services = self.services
+        row = self._journal_row(message)
         try:
             async with services.db.session() as session:
                 session.add(row)
@@ -238,27 +420,20 @@ class Pipeline:
 
     async def _process(self, journal_id: int, message: IncomingMessage,
                        resumed: bool = False, retry: bool = False) -> str:
+        """Handle one journalled message in its own transaction."""
         services = self.services
-        skip = self._skip_reason(message, resumed)
-        if skip:
-            await self._mark(journal_id, "ignored", skip)
-            return skip
+        replied = False
         try:
             async with services.db.session() as session:
-                ctx = await self._context(session, message)
-                await self._dispatch(ctx)
-                for reply in ctx.replies:
-                    services.outbox.add(
-                        session, reply.room_id, reply.text, mention_ids=reply.mention_ids,
-                        mention_names=reply.mention_names, image_path=reply.image_path,
-                        source=f"{reply.source}:{message.message_id}"[:64],
-                    )
-                outcome = ctx.outcome or "none"
+                staff = await self._staff_roles(session)
+                status, outcome, replied = await self._handle(session, message, staff, resumed)
                 await session.execute(
                     update(InboundMessage).where(InboundMessage.id == journal_id).values(
-                        status="done", outcome=outcome[:64], processed_at=services.now())
+                        status=status, outcome=outcome[:64], processed_at=services.now())
                 )
+                await self._touch_members(session)
         except DB_TROUBLE as exc:  # journalled but not handled: try again later
+            self._forget_batch()
             log.error("database failed while handling message_id=%s; retrying later "
                       "error=%s", message.message_id, db_reason(exc))
             if not retry:
@@ -266,11 +441,13 @@ class Pipeline:
                 self._start_retrying()
             return "deferred"
         except Exception:  # noqa: BLE001 - one failing message never stops the others
+            self._forget_batch()
             log.exception("message failed message_id=%s room=%s",
                           message.message_id, message.room_id)
             await self._fail(journal_id, message)
             return "error"
-        if ctx.replies:
+        self._remember_batch()
+        if replied:
             services.outbox.wake()
         return outcome
 
@@ -286,7 +463,8 @@ class Pipeline:
                 return "stale"
         return ""
 
-    async def _context(self, session, message: IncomingMessage) -> MessageContext:  # type: ignore[no-untyped-def]
+    async def _context(self, session: AsyncSession, message: IncomingMessage,
+                       staff_roles: dict[str, StaffInfo]) -> MessageContext:
         services = self.services
         config = services.config
         grid = config.grid_for_room(message.room_id, message.room_topic)
@@ -298,24 +476,28 @@ class Pipeline:
             names.append(config.community.bot_name)
         norm = normalize(message.text, names, limit=config.max_message_chars, keep_names=others)
 
-        member = await session.get(Member, message.talker_id)
         now = services.now()
-        if member is None:
-            member = Member(id=message.talker_id, name=message.talker_name[:128],
-                            grid_id=grid.id if grid else None, first_seen=now, last_seen=now)
-            session.add(member)
+        name = message.talker_name[:128]
+        known = self._known.get(message.talker_id) or self._fresh.get(message.talker_id)
+        if known is not None and (not name or known[0] == name) and (grid is None or known[1]):
+            self._seen[message.talker_id] = now
         else:
-            member.last_seen = now
-            if message.talker_name:
-                member.name = message.talker_name[:128]
-            if grid and not member.grid_id:
-                member.grid_id = grid.id
-
-        role = await session.get(StaffRole, message.talker_id)
-        staff = None
-        if role is not None and role.active:
-            staff = StaffInfo(role.member_id, role.name or message.talker_name, role.role,
-                              tuple(role.grids or ()))
+            member = await session.get(Member, message.talker_id)
+            if member is None:
+                member = Member(id=message.talker_id, name=name,
+                                grid_id=grid.id if grid else None, first_seen=now,
+                                last_seen=now)
+                session.add(member)
+            else:
+                member.last_seen = now
+                if name:
+                    member.name = name
+                if grid and not member.grid_id:
+                    member.grid_id = grid.id
+            self._fresh[message.talker_id] = (member.name, member.grid_id)
+        staff = staff_roles.get(message.talker_id)
+        if staff is not None and not staff.name:
+            staff = StaffInfo(staff.member_id, message.talker_name, staff.role, staff.grids)
         return MessageContext(services, session, message, norm, grid, staff)
 
     async def _dispatch(self, ctx: MessageContext) -> None:

@@ -22,6 +22,8 @@ from bot.clock import ManualClock
 from bot.config import Config, OutboxConfig
 from models.tables import InboundMessage, Petition, Praise, Reminder
 
+CHUNK = 200  # messages handed to the pipeline together
+
 
 class Progress:
     """A one-line progress bar on stderr."""
@@ -77,7 +79,6 @@ async def run_replay(config: Config, path: Path, *, replies: str | None = None,
     app = App(config, channel=channel, clock=clock, web_enabled=False, scheduler_enabled=False)
     await app.start()
     assert app.pipeline is not None and app.services is not None
-    from schedules.runner import tick
 
     if resume:
         messages = await _not_yet_journalled(app, messages)
@@ -86,22 +87,11 @@ async def run_replay(config: Config, path: Path, *, replies: str | None = None,
     handled: list[str] = []  # every delivery's outcome, duplicates included
     progress = Progress(len(messages))
     started = time.perf_counter()
-    poll = timedelta(seconds=config.schedules.poll_seconds)
-    next_tick = clock.now()
     try:
-        for index, message in enumerate(messages, 1):
-            if message.timestamp > clock.now():
-                clock.set(message.timestamp)
-            if clock.now() >= next_tick:  # the jobs run as often as they would live
-                await tick(app.services)
-                next_tick = clock.now() + poll
-            outcome = await app.pipeline.deliver(message)
+        for message, outcome in zip(messages, await feed(app, clock, messages, delay=delay,
+                                                          progress=progress), strict=True):
             outcomes.setdefault(message.message_id, outcome)
             handled.append(outcome)
-            progress.update(index)
-            if delay:
-                await asyncio.sleep(delay)
-        await tick(app.services)
         elapsed = time.perf_counter() - started
         await app.services.outbox.stop(drain_seconds=30)
         summary = await _summary(app, handled, len(bad), elapsed)
@@ -162,6 +152,41 @@ class LoggingReplayChannel(ReplayChannel):
     async def stop(self) -> None:
         await super().stop()
         os.close(self._fd)
+
+
+async def feed(app: App, clock: ManualClock, messages: list[IncomingMessage], *,
+               delay: float = 0.0, progress: Progress | None = None) -> list[str]:
+    """Deliver messages as they happened: the clock follows them, the jobs run as often
+    as they would live, and the messages between two runs share transactions."""
+    from schedules.runner import tick
+
+    assert app.pipeline is not None and app.services is not None
+    poll = timedelta(seconds=app.config.schedules.poll_seconds)
+    next_tick = clock.now()
+    results: list[str] = []
+
+    def follow(message: IncomingMessage) -> None:
+        if message.timestamp > clock.now():
+            clock.set(message.timestamp)
+
+    index = 0
+    while index < len(messages):
+        follow(messages[index])
+        if clock.now() >= next_tick:
+            await tick(app.services)
+            next_tick = clock.now() + poll
+        end = index + 1
+        while (not delay and end < len(messages) and end - index < CHUNK
+               and messages[end].timestamp < next_tick):
+            end += 1
+        results += await app.pipeline.deliver_many(messages[index:end], before_each=follow)
+        index = end
+        if progress is not None:
+            progress.update(index)
+        if delay:
+            await asyncio.sleep(delay)
+    await tick(app.services)
+    return results
 
 
 async def _summary(app: App, handled: list[str], bad_lines: int,
