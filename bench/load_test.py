@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +118,19 @@ async def _read(ws: aiohttp.ClientWebSocketResponse, counts: dict[str, int]) -> 
 
 
 async def send_load(
-    port: int, groups: int, rate: float, seconds: float, seed: int
+    port: int,
+    groups: int,
+    rate: float,
+    seconds: float,
+    seed: int,
+    until_done: Callable[[int], Awaitable[float]],
 ) -> dict[str, Any]:
-    """Send ``rate`` messages a second over one websocket per group."""
+    """Send ``rate`` messages a second over one websocket per group.
+
+    The sockets stay open until ``until_done`` returns: the simulator reads a
+    page's messages one after the other, and a page that closes its socket first
+    takes its unread messages with it.
+    """
     rng = random.Random(seed)
     total = int(rate * seconds)
     counts = {"replies_seen": 0}
@@ -153,7 +164,7 @@ async def send_load(
                 }
             )
         send_seconds = time.monotonic() - started
-        await asyncio.sleep(0.5)
+        catch_up = await until_done(total)
         for ws in sockets:
             await ws.close()
         for task in readers:
@@ -161,9 +172,32 @@ async def send_load(
     return {
         "sent": total,
         "send_seconds": send_seconds,
+        "catch_up_seconds": round(catch_up, 1),
         "sender_behind_s": behind,
         "bot_messages_seen": counts["replies_seen"],
     }
+
+
+async def handled_count(db_url: str) -> int:
+    """How many messages the bot has finished with."""
+    from sqlalchemy import func, select
+
+    from models.db import Database
+    from models.tables import InboundMessage
+
+    db = Database(db_url)
+    try:
+        async with db.session() as session:
+            return int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(InboundMessage)
+                    .where(InboundMessage.status != "pending")
+                )
+                or 0
+            )
+    finally:
+        await db.close()
 
 
 async def journal_figures(db_url: str) -> dict[str, Any]:
@@ -267,16 +301,17 @@ async def run(
             peak = [rss_start]
             sampler = asyncio.create_task(_sample(proc, peak))
 
-            load = await send_load(port, groups, rate, seconds, seed)
-            finished = time.monotonic()
+            async def until_done(sent: int) -> float:
+                finished = time.monotonic()
+                while (
+                    await handled_count(url) < sent
+                    and time.monotonic() - finished < drain
+                ):
+                    await asyncio.sleep(0.5)
+                return time.monotonic() - finished
+
+            load = await send_load(port, groups, rate, seconds, seed, until_done)
             figures = await journal_figures(url)
-            while (
-                figures["handled"] < load["sent"]
-                and time.monotonic() - finished < drain
-            ):
-                await asyncio.sleep(0.5)
-                figures = await journal_figures(url)
-            catch_up = time.monotonic() - finished
 
             rss_end = proc.memory_info().rss
             sampler.cancel()
@@ -295,7 +330,6 @@ async def run(
         **load,
         **figures,
         "lost": load["sent"] - figures["journalled"],
-        "catch_up_seconds": round(catch_up, 1),
         "rss_start_mb": round(rss_start / 2**20, 1),
         "rss_end_mb": round(rss_end / 2**20, 1),
         "rss_peak_mb": round(max(peak) / 2**20, 1),
