@@ -1,7 +1,7 @@
 """Makes the unmaintained wechaty SDK (0.10.7) importable and quiet on Python 3.11.
 
-Only this module and :mod:`bot.channels.wechaty` import ``wechaty*``. Call
-:func:`prepare_wechaty` before anything else touches the SDK; it
+Only this module and the channel modules ``bot/channels/wechaty*.py`` import
+``wechaty*``. Call :func:`prepare_wechaty` before anything else touches the SDK; it
 
 * points the SDK's cache folder (``CACHE_DIR``, read at import time) into a folder
   of the app's data directory instead of ``.wechaty`` in the working directory;
