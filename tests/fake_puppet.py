@@ -48,7 +48,8 @@ The control interface is plain HTTP/JSON on 127.0.0.1:<control port>:
 
 =====  ===============  ==========================================================
 GET    /state           ``{"streams_opened", "stream_open", "answer_dongs",
-                        "sent", "sent_files", "calls"}``
+                        "sending", "sent", "sent_files", "calls"}``
+                        (``sending``: text sends received, not yet answered)
 GET    /sent            the list of sent messages
 POST   /inject          ``{"room"?, "talker", "text", "mention_ids"?, "id"?,
                         "timestamp"?, "type"?}`` → ``{"message_id", "delivered"}``
@@ -60,6 +61,8 @@ POST   /join            ``{"room", "members": [ids], "inviter"?, "names"?: {id: 
 POST   /leave           ``{"room", "members": [ids], "remover"?}``
 POST   /end-stream      end the event stream cleanly
 POST   /dongs           ``{"answer": bool}``
+POST   /send-delay      ``{"seconds": float}``: stall each send this long before
+                        it is recorded (a SIGKILL meanwhile loses it unrecorded)
 =====  ===============  ==========================================================
 """
 
@@ -183,6 +186,7 @@ class FakePuppetServer:
         self.answer_dongs = True
         self.logged_in = True
         self.send_delay = 0.0
+        self.sending = 0  # text sends received and not yet answered
         self.fail_payloads = 0  # the next N MessagePayload calls answer UNAVAILABLE
         self.sent: list[tuple[str, str, tuple[str, ...]]] = []
         self.sent_files: list[tuple[str, dict[str, Any]]] = []
@@ -529,8 +533,12 @@ class FakePuppetServer:
     async def _message_send_text(
         self, request: pb.MessageSendTextRequest
     ) -> pb.MessageSendTextResponse:
-        if self.send_delay:
-            await asyncio.sleep(self.send_delay)
+        self.sending += 1
+        try:
+            if self.send_delay:
+                await asyncio.sleep(self.send_delay)
+        finally:
+            self.sending -= 1
         mention_ids = tuple(request.mentonal_ids)
         self.sent.append((request.conversation_id, request.text, mention_ids))
         self._record_sent(
@@ -595,6 +603,7 @@ class FakePuppetServer:
             "stream_open": self.stream_open,
             "answer_dongs": self.answer_dongs,
             "dings": self.dings,
+            "sending": self.sending,
             "sent": [
                 {"conversation_id": c, "text": t, "mention_ids": list(m)}
                 for c, t, m in self.sent
@@ -691,6 +700,11 @@ async def _serve_control(server: FakePuppetServer, port: int) -> Any:
         server.answer_dongs = bool(body.get("answer", True))
         return web.json_response({"answer_dongs": server.answer_dongs})
 
+    async def send_delay(request: web.Request) -> web.Response:
+        body = await request.json()
+        server.send_delay = max(0.0, float(body.get("seconds", 0.0)))
+        return web.json_response({"send_delay": server.send_delay})
+
     app = web.Application()
     app.add_routes(
         [
@@ -704,6 +718,7 @@ async def _serve_control(server: FakePuppetServer, port: int) -> Any:
             web.post("/leave", leave),
             web.post("/end-stream", end_stream),
             web.post("/dongs", dongs),
+            web.post("/send-delay", send_delay),
         ]
     )
     runner = web.AppRunner(app, access_log=None)
