@@ -89,6 +89,7 @@ class Pipeline:
         self._known: dict[str, tuple[str, str | None]] = {}
         self._seen: dict[str, datetime] = {}
         self._fresh: dict[str, tuple[str, str | None]] = {}  # learnt in the open batch
+        self._absent: set[str] = set()  # senders of the open batch not stored yet
 
     # -- entry points ------------------------------------------------------------
 
@@ -260,6 +261,7 @@ class Pipeline:
         try:
             async with services.db.session() as session:
                 staff = await self._staff_roles(session)
+                await self._load_members(session, [w.message for _, w in todo])
                 marks = []
                 for journal_id, waiting in todo:
                     message = waiting.message
@@ -317,6 +319,14 @@ class Pipeline:
         return {r.member_id: StaffInfo(r.member_id, r.name, r.role, tuple(r.grids or ()))
                 for r in rows}
 
+    async def _load_members(self, session: AsyncSession,
+                            messages: list[IncomingMessage]) -> None:
+        """Bring the batch's unknown senders into the session with one query."""
+        unknown = {m.talker_id for m in messages if m.talker_id not in self._known}
+        if unknown:
+            found = await session.scalars(select(Member).where(Member.id.in_(unknown)))
+            self._absent = unknown - {member.id for member in found}
+
     async def _touch_members(self, session: AsyncSession) -> None:
         if self._seen:
             await session.execute(update(Member), [
@@ -327,12 +337,14 @@ class Pipeline:
     def _remember_batch(self) -> None:
         self._known.update(self._fresh)
         self._fresh.clear()
+        self._absent.clear()
         if len(self._known) > KNOWN_MEMBERS:
             self._known.clear()  # cheap to rebuild; keeps memory bounded
 
     def _forget_batch(self) -> None:
         self._fresh.clear()
         self._seen.clear()
+        self._absent.clear()
 
     # -- a sick database -------------------------------------------------------------
 
@@ -482,7 +494,9 @@ class Pipeline:
         if known is not None and (not name or known[0] == name) and (grid is None or known[1]):
             self._seen[message.talker_id] = now
         else:
-            member = await session.get(Member, message.talker_id)
+            member = None
+            if message.talker_id not in self._absent:  # a new member needs no lookup
+                member = await session.get(Member, message.talker_id)
             if member is None:
                 member = Member(id=message.talker_id, name=name,
                                 grid_id=grid.id if grid else None, first_seen=now,

@@ -272,11 +272,23 @@ async def run_followups(services: Services) -> int:
 # --- reading the answer -----------------------------------------------------------------
 
 
+async def _waiting_members(session: AsyncSession) -> set[str]:
+    """Who has a question waiting, read once per transaction (a batch of messages)."""
+    waiting = session.info.get("followup_waiting")
+    if waiting is None:
+        waiting = set(await session.scalars(
+            select(Followup.member_id).where(Followup.status.in_(WAITING))))
+        session.info["followup_waiting"] = waiting
+    return waiting
+
+
 async def read_answer(ctx: MessageContext) -> bool:
     """Context handler: take the reporter's clear answer to a follow-up question."""
     answer = parse_answer(ctx.norm.text)
     if answer is None and not looks_like_answer(ctx.norm.text):
         return False  # most messages: no query at all
+    if ctx.sender_id not in await _waiting_members(ctx.session):
+        return False
     query = (
         select(Followup)
         .where(Followup.member_id == ctx.sender_id, Followup.status.in_(WAITING))
