@@ -49,13 +49,13 @@ async def seed_from_config(db: Database, config: Config) -> None:
             row = await session.get(StaffRole, staff.id)
             if row is None:
                 session.add(StaffRole(member_id=staff.id, name=staff.name, role=staff.role,
-                                      grids=list(staff.grids), active=True))
-            else:
-                row.name, row.role, row.grids, row.active = (
-                    staff.name, staff.role, list(staff.grids), True)
+                                      grids=list(staff.grids), active=True, origin="config"))
+            else:  # the config file wins for the staff it lists
+                row.name, row.role, row.grids, row.active, row.origin = (
+                    staff.name, staff.role, list(staff.grids), True, "config")
         for row in await session.scalars(select(StaffRole)):
-            if row.member_id not in configured and row.password_hash == "" and row.active:
-                # staff removed from the config lose their rights; dashboard-made roles keep them
+            if row.member_id not in configured and row.origin == "config" and row.active:
+                # removed from the config: rights end; roles given in the dashboard stay
                 row.active = False
 
 

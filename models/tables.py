@@ -55,6 +55,10 @@ class StaffRole(Base):
     grids: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: all grids
     password_hash: Mapped[str] = mapped_column(String(256), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # "config": listed in the config file, which wins at every start;
+    # "dashboard": given by an admin in the dashboard, kept across restarts.
+    origin: Mapped[str] = mapped_column(String(16), default="config",
+                                        server_default="config")
 
 
 class InboundMessage(Base):

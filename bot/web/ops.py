@@ -605,11 +605,14 @@ async def set_role(services: Services, user: User, member_id: str,
             if member is None:
                 raise not_found("没有这个成员。")
             row = StaffRole(member_id=member_id, name=name or member.name, role=role_name,
-                            grids=list(grids), password_hash="", active=True)
+                            grids=list(grids), password_hash="", active=True,
+                            origin="dashboard")
             session.add(row)
         elif role_name:
             row.role, row.grids, row.active = role_name, list(grids), True
             row.name = name or row.name
+            if row.member_id not in {s.id for s in services.config.staff}:
+                row.origin = "dashboard"
         else:
             row.active = False
         session.add(AuditEntry(at=now, actor_id=user.member_id, action="staff:role",
