@@ -6,7 +6,7 @@ resident as a member. Each query is the product's own code, timed from a fresh
 session (median of several runs):
 
 * the three rates per grid for the last month (``handlers.stats.compute_rates``)
-* the weekly honor roll of every grid (``handlers.honor_roll.build_roll`` per grid)
+* the weekly honor roll of every grid (``handlers.honor_roll.build_rolls``, all grids at once)
 * the overdue list (the board filtered on 超时, as ``bot.web.ops.list_petitions``)
   and the nightly digest of open petitions (``schedules.digests``)
 * the board's first page (the petitions page, its open and overdue counts)
@@ -95,12 +95,12 @@ def queries(community: gen.Community) -> dict[str, Callable[[Any, Any], Awaitabl
                                        until=until, group_by="grid")
         found["three rates per grid, one month"] = rates
 
-    build_roll = _optional("handlers.honor_roll", "build_roll")
+    build_rolls = _optional("handlers.honor_roll", "build_rolls")
     previous_week = _optional("handlers.honor_roll", "previous_week")
-    if build_roll is not None and previous_week is not None:
+    if build_rolls is not None and previous_week is not None:
         async def rolls(services: Any, session: Any) -> Any:
             period = previous_week(NOW, config.tz)
-            return [await build_roll(session, config, period, grid) for grid in config.grids]
+            return await build_rolls(session, config, period)
         found[f"weekly honor roll, all {len(config.grids)} grids"] = rolls
 
     list_petitions = _optional("bot.web.ops", "list_petitions")
