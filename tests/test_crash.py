@@ -14,6 +14,8 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -26,7 +28,7 @@ from sqlalchemy import select
 from models.db import Database
 from models.tables import InboundMessage, OutboundMessage, Petition, Praise
 from tests.conftest import database_url_for
-from tests.procs import BotProcess, write_config
+from tests.procs import ROOT, BotProcess, write_config
 
 SEED = 20261204
 MESSAGES = 360
@@ -198,3 +200,46 @@ async def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Pat
     assert again <= kills
     print(f"crash test: {len(statuses)} outbox rows, {again} sent again after a kill")
     assert os.path.getsize(sent_log) > 0
+
+
+KILL_MID_MIGRATION = """
+import os, sys
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from models.db import upgrade_sync
+
+created = []
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _die(conn, cursor, statement, *args):
+    if statement.lstrip().upper().startswith("CREATE TABLE"):
+        created.append(statement)
+        if len(created) == 3:
+            os._exit(9)  # as abrupt as SIGKILL: no rollback, no commit
+
+upgrade_sync(sys.argv[1])
+"""
+
+
+def test_a_crash_half_way_through_a_migration_leaves_nothing_half_done(tmp_path: Path):
+    from sqlalchemy import create_engine, inspect
+
+    from models.db import upgrade_sync
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/fresh.db"
+    died = subprocess.run([sys.executable, "-c", KILL_MID_MIGRATION, url], cwd=ROOT)
+    assert died.returncode == 9
+
+    upgrade_sync(url)  # a half-created schema would fail here: "table already exists"
+
+    engine = create_engine(f"sqlite:///{tmp_path}/fresh.db")
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert {
+        "inbound_messages",
+        "petitions",
+        "outbound_messages",
+        "alembic_version",
+    } <= tables

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy.ext.asyncio import create_async_engine
 
 import models.tables  # noqa: F401 - registers every table on the metadata
 from models.base import Base
+from models.db import create_engine
 
 target_metadata = Base.metadata
 
@@ -26,7 +26,11 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
 
 async def _run_async() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
-    engine = create_async_engine(url)
+    # The bot's own engine: on SQLite it opens every transaction with BEGIN IMMEDIATE,
+    # so a migration's DDL and its version stamp commit together. The driver's default
+    # runs each CREATE on its own, and a crash half-way left a schema that no upgrade
+    # could finish ("table already exists").
+    engine = create_engine(url)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
