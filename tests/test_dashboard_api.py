@@ -511,6 +511,26 @@ async def test_impossible_transition_is_409_with_the_commands_message(
     assert (row.status, row.party) == ("transferred", "居委会")
 
 
+async def test_reopen_from_the_page_cancels_the_pending_follow_up(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    from models.tables import Followup
+
+    await seed(web_app, clock)
+    session, csrf = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        resolved = await session.post("/api/petitions/1/resolve", json={"note": "已修好"},
+                                      headers={"X-CSRF-Token": csrf})
+        assert resolved.status == 200
+        reopened = await session.post("/api/petitions/1/reopen", json={"note": "又坏了"},
+                                      headers={"X-CSRF-Token": csrf})
+        assert reopened.status == 200
+    async with web_app.services.db.session() as db:
+        statuses = list(await db.scalars(select(Followup.status).where(
+            Followup.petition_id == 1)))
+    assert statuses == ["cancelled"]
+    assert (await petition(web_app, 1)).status == "reopened"
+
+
 async def test_unexpected_errors_are_json_500_with_an_id(
         web_app: App, clock: ManualClock, channel: RecordingChannel,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -293,6 +293,7 @@ async def apply_action(services: Services, user: User, number: int, action: str,
             petition = await load_petition(session, user, number)
             if action == "reopen":
                 _reopen(services, session, user, petition, note, now)
+                await cancel_followups(session, petition.id)  # no 回访 for an open matter
             else:
                 await _run_command(services, session, user, petition, action, party, note)
     except _Refused as exc:
@@ -324,6 +325,12 @@ async def _run_command(services: Services, session: AsyncSession, user: User,
                             mention_ids=reply.mention_ids, mention_names=reply.mention_names,
                             image_path=reply.image_path,
                             source=f"{reply.source}:web-{petition.id}"[:64])
+
+
+async def cancel_followups(session: AsyncSession, petition_id: int) -> None:
+    from handlers.followup import cancel_followups as cancel
+
+    await cancel(session, petition_id)
 
 
 def _reopen(services: Services, session: AsyncSession, user: User, petition: Petition,
