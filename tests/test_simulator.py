@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -90,3 +91,30 @@ async def test_malformed_websocket_input_gets_a_clear_message(running):
         assert event == {"type": "error", "text": "消息格式不对"}
         await _say(ws, "grid-01", "wxid_resident_001", "张阿姨", "2号楼下水道堵了")
         assert "已登记诉求" in (await _bot_replies(ws, 1))[0]["text"]
+
+
+async def test_reminder_set_in_the_simulator_fires_there(config, clock):
+    # The simulator stamps messages with the bot's clock, so a manual clock can be
+    # moved past the reminder's time and the scheduler's tick run by hand.
+    from schedules.runner import tick
+
+    bot = App(replace(config, web=replace(config.web, port=0)), clock=clock,
+              scheduler_enabled=False)
+    await bot.start()
+    try:
+        url = f"http://127.0.0.1:{bot.web_port}/simulator/ws"
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            await _say(ws, "grid-02", "wxid_resident_004", "刘叔",
+                       "@社区小助手 今天下午四点提醒我去社区领药",
+                       mentions=[bot.config.community.bot_id])
+            confirmation = (await _bot_replies(ws, 1))[0]
+            assert "12月4日（周五）16:00 提醒你：去社区领药" in confirmation["text"]
+
+            clock.advance(timedelta(hours=1, seconds=5))
+            await tick(bot.services)
+            fired = (await _bot_replies(ws, 1))[0]
+        assert fired["room"] == "grid-02"
+        assert fired["text"] == "@刘叔\u2005【提醒】去社区领药"
+        assert fired["mentions"] == ["wxid_resident_004"]
+    finally:
+        await bot.stop()
