@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +27,14 @@ import pytest
 from sqlalchemy import select
 
 from models.db import Database
-from models.tables import InboundMessage, OutboundMessage, Petition, Praise
+from models.tables import (
+    Followup,
+    InboundMessage,
+    OutboundMessage,
+    Petition,
+    Praise,
+    Reminder,
+)
 from tests.conftest import database_url_for
 from tests.procs import ROOT, BotProcess, write_config
 
@@ -104,6 +112,29 @@ def replay_args(cfg: Path, chat: Path, url: str, sent_log: Path) -> list[str]:
     ]
 
 
+def _by_source(outcome: str, petitions: list[Petition]) -> str:
+    numbers = {p.id: p.source_message_id for p in petitions}
+    return re.sub(r"(?<=follow:)(\d+)", lambda m: str(numbers.get(int(m.group(1)))), outcome)
+
+
+def _stable_source(source: str, petitions: list[Petition], followups: list[Followup],
+                   reminders: list[Reminder]) -> str:
+    """An outbox source with database numbers replaced by what they stand for."""
+    petition_of = {p.id: p.source_message_id for p in petitions}
+    followup_of = {f.id: petition_of.get(f.petition_id) for f in followups}
+    reminder_of = {r.id: f"{r.creator_id}/{r.content}/{r.due_at.isoformat()}"
+                   for r in reminders}
+    kind, _, rest = source.partition(":")
+    number, _, tail = rest.partition(":")
+    if not number.isdigit():
+        return source
+    table = {"deadline": petition_of, "followup": followup_of, "reminder": reminder_of,
+             "reminder-missed": reminder_of}.get(kind)
+    if table is None:
+        return source
+    return f"{kind}:{table.get(int(number))}:{tail}"
+
+
 async def snapshot(url: str) -> dict[str, object]:
     """What a finished replay left in its database."""
     db = Database(url)
@@ -113,15 +144,20 @@ async def snapshot(url: str) -> dict[str, object]:
             petitions = list(await session.scalars(select(Petition)))
             praise = list(await session.scalars(select(Praise)))
             outbox = list(await session.scalars(select(OutboundMessage)))
+            followups = list(await session.scalars(select(Followup)))
+            reminders = list(await session.scalars(select(Reminder)))
     finally:
         await db.close()
     return {
         "journal": Counter(m.message_id for m in journal),
         "unfinished": [m.message_id for m in journal if m.status == "pending"],
-        "outcomes": {m.message_id: m.outcome for m in journal},
+        # PostgreSQL sequences skip the numbers a killed transaction took, so a
+        # petition is named by the message that raised it, not by its number.
+        "outcomes": {m.message_id: _by_source(m.outcome, petitions) for m in journal},
         "petitions": Counter(p.source_message_id for p in petitions),
         "praise": Counter(p.source_message_id for p in praise),
-        "outbox": Counter((o.room_id, o.source) for o in outbox),
+        "outbox": Counter((o.room_id, _stable_source(o.source, petitions, followups,
+                                                     reminders)) for o in outbox),
         "outbox_status": {o.id: o.status for o in outbox},
     }
 
