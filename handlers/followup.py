@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Config
 from bot.context import MessageContext, Services
 from bot.privacy import mask_personal
-from handlers.petition_deadlines import in_quiet_hours
 from handlers.petitions import staff_name, transition
 from models.tables import Followup, Petition
 
@@ -211,7 +210,7 @@ async def run_followups(services: Services) -> int:
     cfg = services.config.followup
     retry = timedelta(hours=cfg.retry_after_hours)
     close = timedelta(hours=cfg.close_after_hours)
-    quiet = in_quiet_hours(services.config, now)
+    quiet = services.config.in_quiet_hours(now)
     changed = 0
     async with services.db.session() as session:
         rows = (

@@ -44,10 +44,6 @@ def add_office_minutes(config: Config, start: datetime, minutes: int) -> datetim
     return start + timedelta(minutes=minutes)
 
 
-def in_quiet_hours(config: Config, moment: datetime) -> bool:
-    """Whether ``moment`` is in the night's quiet hours, when only urgent things go out."""
-    return config.in_quiet_hours(moment)
-
 
 def response_deadline(config: Config, start: datetime, urgent: bool) -> datetime:
     """Two office hours from ``start`` (30 minutes at any hour when urgent)."""

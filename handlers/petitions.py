@@ -31,7 +31,6 @@ from handlers.petition_deadlines import (  # noqa: F401 - part of this module's 
     add_office_minutes,
     deadlines,
     in_office,
-    in_quiet_hours,
     response_deadline,
     same_day_deadline,
 )

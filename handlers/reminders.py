@@ -83,11 +83,9 @@ async def handle_request(ctx: MessageContext) -> None:
                  f"居民申请群提醒 #{reminder.id}：{when} {reminder.content}。"
                  f"同意请发“/同意提醒 {reminder.id}”。", source="approval")
         return
-    from schedules.reminders import in_quiet_hours, quiet_end_after
-
     held = ""
-    if everyone and in_quiet_hours(config, parsed.when):
-        held = (f"（夜间免打扰，将在 {describe_when(quiet_end_after(config, parsed.when), config.tz)}"
+    if everyone and config.in_quiet_hours(parsed.when):
+        held = (f"（夜间免打扰，将在 {describe_when(config.quiet_end_after(parsed.when), config.tz)}"
                 " 发到群里）")
     ctx.reply(f"好的，{when} 提醒{whom}：{reminder.content}。{held}"
               f"回复“取消提醒 {reminder.id}”可取消。", mention_sender=True)

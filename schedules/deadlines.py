@@ -21,7 +21,6 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Services
-from handlers.petition_deadlines import in_quiet_hours
 from handlers.petitions import (
     OPEN_STATES,
     committee_ids,
@@ -50,7 +49,7 @@ async def check_deadlines(services: Services) -> int:
     config = services.config
     nudge = timedelta(minutes=config.deadlines.nudge_before_minutes)
     escalate = timedelta(minutes=config.deadlines.escalate_after_minutes)
-    quiet = in_quiet_hours(services.config, now)
+    quiet = services.config.in_quiet_hours(now)
     steps = 0
     async with services.db.session() as session:
         due = list(

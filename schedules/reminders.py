@@ -10,11 +10,10 @@ several periods fires it once, not once per missed run (field report B08).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.config import Config
 from bot.context import Services
 from handlers.timeparse import Recurrence, describe_when
 from models.tables import Reminder
@@ -22,16 +21,6 @@ from models.tables import Reminder
 log = logging.getLogger(__name__)
 
 LATE_AFTER = timedelta(minutes=2)
-
-
-def in_quiet_hours(config: Config, moment: datetime) -> bool:
-    """Whether ``moment`` falls in the community's quiet hours (default 22:00–07:00)."""
-    return config.in_quiet_hours(moment)
-
-
-def quiet_end_after(config: Config, moment: datetime) -> datetime:
-    """The end of the quiet hours that contain ``moment``."""
-    return config.quiet_end_after(moment)
 
 
 async def fire_due_reminders(services: Services) -> int:
@@ -47,9 +36,9 @@ async def fire_due_reminders(services: Services) -> int:
         ))
         for reminder in due:
             late = now - reminder.due_at
-            if not reminder.personal_time and in_quiet_hours(config, now) and late < grace:
+            if not reminder.personal_time and config.in_quiet_hours(now) and late < grace:
                 # A group post waits for the morning; it is not late when it goes then.
-                reminder.due_at = quiet_end_after(config, now)
+                reminder.due_at = config.quiet_end_after(now)
                 log.info("group post held for quiet hours reminder=%s", reminder.id)
                 continue
             if late > grace and not reminder.recurrence:

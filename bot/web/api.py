@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.web import honor, ops
+from bot.web import honor, ops, pages_admin
 from bot.web.auth import (
     User,
     attempt_login,
@@ -23,7 +23,6 @@ from bot.web.auth import (
 )
 from bot.web.inputs import read_json
 from bot.web.keys import SERVICES, SIMULATOR
-from bot.web.pages_admin import csv_response
 from bot.web.pages_stats import honor_grid, week_arg
 
 routes = web.RouteTableDef()
@@ -217,15 +216,6 @@ async def audit(request: web.Request) -> web.StreamResponse:
     return ok({"total": total, "entries": [ops.audit_json(e) for e in rows]})
 
 
-@routes.get("/api/export/petitions.csv")
-async def export_petitions(request: web.Request) -> web.StreamResponse:
-    user = await require_user(request)
-    services = request.app[SERVICES]
-    flt = ops.parse_board_filter(services.config, user, request.query)
-    return csv_response(await ops.petitions_csv(services, user, flt), "petitions.csv")
-
-
-@routes.get("/api/export/points.csv")
-async def export_points(request: web.Request) -> web.StreamResponse:
-    user = await require_user(request)
-    return csv_response(await ops.points_csv(request.app[SERVICES], user), "points.csv")
+# The CSV exports answer the same under /api as in the dashboard.
+routes.get("/api/export/petitions.csv")(pages_admin.export_petitions)
+routes.get("/api/export/points.csv")(pages_admin.export_points)
