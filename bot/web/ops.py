@@ -27,6 +27,7 @@ from bot.context import MessageContext, Services
 from bot.normalize import normalize
 from bot.web.auth import ForbiddenError, User
 from handlers.commands import ADMINS, STAFF
+from handlers.followup import cancel_followups
 from handlers.petitions import (
     OPEN_STATES,
     STATUS_NAMES,
@@ -325,12 +326,6 @@ async def _run_command(services: Services, session: AsyncSession, user: User,
                             mention_ids=reply.mention_ids, mention_names=reply.mention_names,
                             image_path=reply.image_path,
                             source=f"{reply.source}:web-{petition.id}"[:64])
-
-
-async def cancel_followups(session: AsyncSession, petition_id: int) -> None:
-    from handlers.followup import cancel_followups as cancel
-
-    await cancel(session, petition_id)
 
 
 def _reopen(services: Services, session: AsyncSession, user: User, petition: Petition,
