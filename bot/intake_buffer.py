@@ -11,16 +11,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
 from bot.channels.base import IncomingMessage
+from bot.db_trouble import DB_TROUBLE, db_reason, is_db_trouble
 
-# What a sick database raises, as opposed to a bug or a duplicate id.
-DB_TROUBLE: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    OSError,
-)
+__all__ = ["DB_TROUBLE", "IntakeBuffer", "db_reason", "is_db_trouble"]
+
 DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 TROUBLE_NOTICE = (
@@ -30,18 +25,6 @@ TROUBLE_NOTICE = (
 FULL_NOTICE = "【系统提示】暂存已满，从现在起新消息无法保存，已记录在日志中。请立即处理数据库故障。"
 RECOVERED_NOTICE = "【系统提示】数据库已恢复，暂存的{held}条消息已补处理。"
 LOST_NOTE = "另有{dropped}条因暂存已满未能保存，消息编号见日志。"
-
-
-def is_db_trouble(exc: BaseException) -> bool:
-    """Whether an exception means the database is unavailable, not that the code is wrong."""
-    return isinstance(exc, DB_TROUBLE)
-
-
-def db_reason(exc: BaseException | None) -> str:
-    """The driver's own words for a failure, without the statement or its values."""
-    if exc is None:
-        return ""
-    return str(getattr(exc, "orig", None) or type(exc).__name__)[:200]
 
 
 @dataclass
