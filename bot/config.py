@@ -133,6 +133,9 @@ class OutboxConfig:
     global_interval_seconds: float = 0.5
     max_chars: int = 1200
     max_attempts: int = 6
+    # A send interrupted by a crash, that the channel cannot confirm: "hold" it for
+    # staff to check (never twice), or "resend" it (never lost, perhaps twice).
+    in_doubt: str = "hold"
 
 
 @dataclass(frozen=True)

@@ -210,10 +210,13 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
         global_interval_seconds=o.get("global_interval_seconds", float, 0.5),
         max_chars=o.positive("max_chars", 1200),
         max_attempts=o.positive("max_attempts", 6),
+        in_doubt=o.get("in_doubt", str, "hold"),
     )
     o.finish()
     if outbox.room_interval_seconds < 0 or outbox.global_interval_seconds < 0:
         problems.append("outbox: intervals must not be negative")
+    if outbox.in_doubt not in ("hold", "resend"):
+        problems.append(f"outbox.in_doubt: expected \"hold\" or \"resend\", got {outbox.in_doubt!r}")
 
     w = _table(root, "wechaty")
     wechaty = WechatyConfig(
