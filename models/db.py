@@ -2,7 +2,11 @@
 
 SQLite (the default) runs in WAL mode with a busy timeout, and every transaction
 starts with ``BEGIN IMMEDIATE`` so that a read never has to upgrade to a write lock
-half-way (field report B14). PostgreSQL is used as it is.
+half-way (field report B14). On PostgreSQL (asyncpg) every connection has a
+``lock_timeout`` of the same length, so a lock that never clears fails the statement
+instead of hanging the bot; pooled connections are pinged before use, so a server that
+restarted is reconnected to. A driver error that means the database is sick is raised
+by :meth:`Database.session` as :class:`bot.db_trouble.DatabaseSickError`.
 """
 
 from __future__ import annotations
@@ -14,8 +18,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from bot.db_trouble import sick_error, sqlstate
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +50,35 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def create_engine(url: str, *, busy_timeout_ms: int = 10_000) -> AsyncEngine:
-    """An async engine with the SQLite pragmas the bot relies on."""
+    """An async engine with the SQLite pragmas or PostgreSQL lock wait the bot needs.
+
+    ``busy_timeout_ms`` bounds how long a statement waits for another's lock: SQLite's
+    busy timeout, PostgreSQL's ``lock_timeout``.
+    """
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, pool_pre_ping=not is_sqlite(url))
+    connect_args: dict[str, object] = {}
+    if make_url(url).get_driver_name() == "asyncpg":
+        connect_args["server_settings"] = {"lock_timeout": str(int(busy_timeout_ms))}
+    engine = create_async_engine(
+        url, pool_pre_ping=not is_sqlite(url), connect_args=connect_args
+    )
     if is_sqlite(url):
         _tune_sqlite(engine, busy_timeout_ms)
+    else:
+        event.listen(engine.sync_engine, "handle_error", _reopen_when_read_only)
     return engine
+
+
+def _reopen_when_read_only(context: ExceptionContext) -> None:
+    """Drop the pool on a read-only error, so the retry reads the setting as it is now.
+
+    A connection keeps the ``default_transaction_read_only`` it opened with: once the
+    database is writable again, only new connections would see it.
+    """
+    if sqlstate(context.original_exception) == "25006":
+        context.is_disconnect = True
 
 
 def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -77,8 +110,14 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            sick = sick_error(exc)  # read-only, full, locked, gone: not a bug
+            if sick is None:
+                raise
+            raise sick from exc
 
     async def close(self) -> None:
         await self.engine.dispose()
