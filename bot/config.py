@@ -139,6 +139,11 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True)
+class IntakeConfig:
+    buffer_size: int = 10_000  # messages held while the database cannot write them
+
+
+@dataclass(frozen=True)
 class WechatyConfig:
     endpoint: str = ""
     token: str = ""
@@ -177,6 +182,7 @@ class Config:
     schedules: ScheduleConfig = field(default_factory=ScheduleConfig)
     reminders: ReminderConfig = field(default_factory=ReminderConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
     wechaty: WechatyConfig = field(default_factory=WechatyConfig)
     web: WebConfig = field(default_factory=WebConfig)
     welcome: WelcomeConfig = field(default_factory=WelcomeConfig)

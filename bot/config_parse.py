@@ -26,6 +26,7 @@ from bot.config import (
     DeadlineConfig,
     FollowupConfig,
     GridConfig,
+    IntakeConfig,
     OutboxConfig,
     PointsConfig,
     ReminderConfig,
@@ -218,6 +219,10 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
     if outbox.in_doubt not in ("hold", "resend"):
         problems.append(f"outbox.in_doubt: expected \"hold\" or \"resend\", got {outbox.in_doubt!r}")
 
+    i = _table(root, "intake")
+    intake = IntakeConfig(buffer_size=i.positive("buffer_size", IntakeConfig.buffer_size))
+    i.finish()
+
     w = _table(root, "wechaty")
     wechaty = WechatyConfig(
         endpoint=w.get("endpoint", str, ""),
@@ -278,6 +283,7 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
         schedules=schedules,
         reminders=reminders,
         outbox=outbox,
+        intake=intake,
         wechaty=wechaty,
         web=web,
         welcome=welcome,

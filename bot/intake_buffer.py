@@ -2,8 +2,10 @@
 
 A read-only file, a full disk or a lock that never clears makes the journal write
 fail. The pipeline then keeps each new message here, in arrival order, and retries
-with back-off; staff hear of it once per episode. The buffer is bounded: a message
-that does not fit is logged at ERROR with its id, never dropped silently.
+with back-off; staff hear of it once per episode. The buffer is bounded
+(``intake.buffer_size``): a message that does not fit is logged at ERROR with its id,
+never dropped silently. Each held message is also written to a spool file
+(:mod:`bot.intake_spool`) before its sender hears "held", so a crash loses none.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ __all__ = ["DB_TROUBLE", "IntakeBuffer", "db_reason", "is_db_trouble"]
 DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 TROUBLE_NOTICE = (
-    "【系统提示】数据库暂时无法写入，新消息先暂存在内存中（最多{capacity}条），"
+    "【系统提示】数据库暂时无法写入，新消息先暂存起来（最多{capacity}条），"
     "恢复后会自动补处理。请尽快联系管理员检查磁盘和数据库。"
 )
 FULL_NOTICE = "【系统提示】暂存已满，从现在起新消息无法保存，已记录在日志中。请立即处理数据库故障。"

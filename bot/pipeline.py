@@ -39,6 +39,7 @@ from bot.intake_buffer import (
     IntakeBuffer,
     db_reason,
 )
+from bot.intake_spool import IntakeSpool
 from bot.normalize import normalize
 from handlers.intents import Intent
 from models.tables import InboundMessage, Member, StaffRole
@@ -80,7 +81,9 @@ class Pipeline:
         self.intent_handlers: dict[Intent, IntentHandler] = registry.intent_handlers()
         self._lock = asyncio.Lock()
         self.stats: dict[str, int] = {}
-        self.intake = IntakeBuffer()
+        size = services.config.intake.buffer_size
+        self.intake = IntakeBuffer(capacity=size)
+        self.spool = IntakeSpool(services.config.data_dir, size)  # the held, on disk
         self._draining = asyncio.Lock()
         self._retry: asyncio.Task[None] | None = None
         self._waiting: list[_Waiting] = []
@@ -120,7 +123,12 @@ class Pipeline:
         return [w.future.result() for w in mine]
 
     async def resume(self) -> int:
-        """Process messages journalled before a crash but never finished."""
+        """Process messages journalled before a crash but never finished.
+
+        Messages a crash left in the intake spool are journalled first, so they are
+        among them.
+        """
+        await self._recover_spool()
         async with self.services.db.session() as session:
             rows = list(await session.scalars(
                 select(InboundMessage).where(InboundMessage.status == "pending")
@@ -164,6 +172,7 @@ class Pipeline:
                     self._count(outcome)
                     if outcome == "deferred":
                         return False
+                await self._clear_spool()
             except DB_TROUBLE:
                 return False
             if intake.in_trouble:
@@ -189,20 +198,22 @@ class Pipeline:
                       len(held), ",".join(held))
         for notice in self.intake.notices:
             log.error("staff notice never stored: %s", notice)
+        if self.spool.path is not None and self.intake.messages:
+            log.warning("held messages kept on disk for the next start count=%d "
+                        "path=%s", self.spool.count, self.spool.path)
+        await asyncio.to_thread(self.spool.close)
 
     # -- batches ---------------------------------------------------------------------
 
     async def _run_batch(self, batch: list[_Waiting]) -> None:
         started = monotonic.perf_counter()
         if self.intake.messages:  # the database is sick: queue behind, in order
-            for waiting in batch:
-                waiting.future.set_result(await self._hold(waiting.message))
+            await self._hold(batch)
             return
         try:
             journal_ids = await self._journal_batch([w.message for w in batch])
         except DB_TROUBLE as exc:
-            for waiting in batch:
-                waiting.future.set_result(await self._hold(waiting.message, exc))
+            await self._hold(batch, exc)
             return
 
         todo: list[tuple[int, _Waiting]] = []
@@ -348,24 +359,82 @@ class Pipeline:
 
     # -- a sick database -------------------------------------------------------------
 
-    async def _hold(self, message: IncomingMessage, exc: BaseException | None = None) -> str:
+    async def _hold(self, batch: list[_Waiting],
+                    exc: BaseException | None = None) -> None:
+        """Keep a batch for later: on disk first, then in memory; never silently."""
         intake = self.intake
         if not intake.in_trouble:
             intake.in_trouble = True
-            log.error("database cannot store incoming messages; holding them in memory "
-                      "capacity=%d error=%s", intake.capacity, db_reason(exc))
+            log.error("database cannot store incoming messages; holding them "
+                      "capacity=%d spool=%s error=%s", intake.capacity,
+                      self.spool.folder, db_reason(exc))
             await self._tell_staff(TROUBLE_NOTICE.format(capacity=intake.capacity))
-        if not intake.push(message):
-            log.error("intake buffer full; message dropped message_id=%s room=%s talker=%s",
-                      message.message_id, message.room_id, message.talker_id)
-            if not intake.told_full:
-                intake.told_full = True
-                await self._tell_staff(FULL_NOTICE)
-            self._count("dropped")
-            return "dropped"
+        room = max(intake.capacity - len(intake.messages), 0)
+        await self._spool([w.message for w in batch[:room]])
+        for waiting in batch:
+            message = waiting.message
+            if not intake.push(message):
+                log.error("intake buffer full; message dropped message_id=%s room=%s "
+                          "talker=%s", message.message_id, message.room_id,
+                          message.talker_id)
+                if not intake.told_full:
+                    intake.told_full = True
+                    await self._tell_staff(FULL_NOTICE)
+                self._count("dropped")
+                waiting.future.set_result("dropped")
+                continue
+            self._count("held")
+            waiting.future.set_result("held")
         self._start_retrying()
-        self._count("held")
-        return "held"
+
+    async def _spool(self, messages: list[IncomingMessage]) -> None:
+        """Write messages about to be held to the spool, before anyone hears "held"."""
+        if not messages:
+            return
+        spool = self.spool
+        spool.capacity = self.intake.capacity  # one bound for memory and disk
+        if await asyncio.to_thread(spool.append, messages, list(self.intake.messages)):
+            return
+        for message in messages:
+            log.error("intake spool cannot store a held message; kept in memory only "
+                      "message_id=%s room=%s", message.message_id, message.room_id)
+
+    async def _clear_spool(self) -> None:
+        """Remove the spool once nothing held remains unjournalled."""
+        if self.spool.path is None:
+            return
+        async with self._lock:  # no hold is writing to it meanwhile
+            if not self.intake.messages:
+                await asyncio.to_thread(self.spool.clear)
+
+    async def _recover_spool(self) -> None:
+        """Journal what a crash left in the spool; hold it again if still sick."""
+        messages = await asyncio.to_thread(self.spool.recover)
+        if not messages:
+            return
+        log.warning("intake spool of an earlier run found count=%d path=%s",
+                    len(messages), self.spool.path)
+        fresh = done = 0
+        try:
+            async with self._lock:
+                for done in range(0, len(messages), MAX_BATCH):
+                    ids = await self._journal_batch(messages[done:done + MAX_BATCH])
+                    fresh += sum(1 for i in ids if i is not None)
+        except DB_TROUBLE as exc:  # still sick: held as if they had just arrived
+            intake = self.intake
+            rest = messages[done:]
+            log.error("database cannot store the spooled messages; holding them "
+                      "count=%d error=%s", len(rest), db_reason(exc))
+            if not intake.in_trouble:
+                intake.in_trouble = True
+                await self._tell_staff(TROUBLE_NOTICE.format(capacity=intake.capacity))
+            intake.messages.extend(rest)  # already on disk
+            intake.held_total += len(rest)
+            self._start_retrying()
+            return
+        log.info("intake spool journalled count=%d already_journalled=%d",
+                 fresh, len(messages) - fresh)
+        await asyncio.to_thread(self.spool.clear)
 
     def _start_retrying(self) -> None:
         if self._retry is None or self._retry.done():
