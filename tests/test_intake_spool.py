@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -19,9 +22,11 @@ from bot.app import App
 from bot.config import Config, ConfigError, load_config
 from bot.db_trouble import DB_TROUBLE
 from bot.intake_spool import SPOOL_NAME, IntakeSpool, decode, encode, read_spool
-from models.db import sqlite_path
+from models.db import Database, sqlite_path
 from models.tables import InboundMessage, Petition
+from tests.conftest import database_url_for
 from tests.fakes import RecordingChannel, make_message
+from tests.procs import READY, BotProcess, write_config
 from tests.test_sick_db import Sickness, count, deliver_petitions, errors
 
 SQLITE_ONLY = pytest.mark.skipif(
@@ -337,3 +342,79 @@ async def test_stopping_while_sick_leaves_the_spool_for_the_next_start(
 
     assert message_ids(spool_file(app.config)) == ["sick-0", "sick-1"]
     assert "held messages kept on disk for the next start count=2" in caplog.text
+
+
+# -- a real process, killed ---------------------------------------------------------
+
+
+@SQLITE_ONLY
+@pytest.mark.slow
+async def test_a_process_killed_while_sick_handles_its_spool_after_restart(tmp_path):
+    url = database_url_for(tmp_path)
+    data = tmp_path / "data"
+    cfg = write_config(tmp_path / "bot.toml", data, url)
+    args = ["--config", str(cfg), "run", "--shutdown-timeout", "10"]
+    sent = 5
+
+    bot = BotProcess.start("sick", args, tmp_path)
+    blocker = None
+    try:
+        assert bot.wait_for(READY, 60, stream="out"), bot.stderr()
+        blocker = sqlite3.connect(sqlite_path(url), isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # a lock that never clears
+        port = bot.web_port()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"http://127.0.0.1:{port}/simulator/ws") as ws,
+        ):
+            for i in range(sent):
+                await ws.send_json(
+                    {
+                        "room": "grid-01",
+                        "from": f"wxid_resident_{i:03d}",
+                        "name": f"居民{i}",
+                        "text": f"{i + 1}号楼楼道灯坏了",
+                    }
+                )
+            assert await asyncio.to_thread(
+                _wait_until, lambda: len(_spooled(data)) == sent, 60
+            ), bot.stderr()[-3000:]
+        bot.kill()
+    finally:
+        bot.kill()
+        if blocker is not None:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+
+    again = BotProcess.start("healed", args, tmp_path)
+    try:
+        assert again.wait_for(READY, 60, stream="out"), again.stderr()
+        assert "intake spool journalled count=5 already_journalled=0" in again.stderr()
+        assert not (data / SPOOL_NAME).exists()
+    finally:
+        code = again.terminate()
+    assert code == 0, again.stderr()[-3000:]
+
+    db = Database(url)
+    try:
+        async with db.session() as session:
+            statuses = list(await session.scalars(select(InboundMessage.status)))
+            petitions = list(await session.scalars(select(Petition.id)))
+    finally:
+        await db.close()
+    assert statuses == ["done"] * sent
+    assert len(petitions) == sent
+
+
+def _spooled(folder: Path) -> list[str]:
+    path = folder / SPOOL_NAME
+    return message_ids(path) if path.exists() else []
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
