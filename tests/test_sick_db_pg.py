@@ -30,7 +30,7 @@ from bot.app import App
 from bot.clock import ManualClock
 from bot.config import Config
 from bot.db_trouble import DB_TROUBLE, DatabaseSickError, db_reason, is_db_trouble
-from bot.intake_buffer import TROUBLE_NOTICE
+from bot.intake_buffer import RECOVERED_NOTICE, TROUBLE_NOTICE
 from models.db import Database
 from models.tables import InboundMessage, Petition
 from tests.fakes import RecordingChannel, make_message
@@ -44,7 +44,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-RECOVERED = "【系统提示】数据库已恢复，暂存的{held}条消息已补处理。"
 HOLDING = "database cannot store incoming messages"
 BUILDINGS = itertools.count(1)  # the same complaint twice would be one petition
 
@@ -218,7 +217,7 @@ async def test_a_read_only_database_holds_messages_until_it_is_writable(
     assert await count(app, Petition) == 4
     assert await staff_notes(app) == [
         TROUBLE_NOTICE.format(capacity=app.pipeline.intake.capacity),
-        RECOVERED.format(held=3),
+        RECOVERED_NOTICE.format(held=3),
     ]
     assert not app.pipeline.intake.in_trouble
 
@@ -290,7 +289,7 @@ async def test_a_full_disk_holds_messages_and_staff_hear_once(
     assert await count(app, Petition) == 3
     assert await staff_notes(app) == [
         TROUBLE_NOTICE.format(capacity=app.pipeline.intake.capacity),
-        RECOVERED.format(held=3),
+        RECOVERED_NOTICE.format(held=3),
     ]
 
     # A second episode is a new one: staff hear of it again, once.
@@ -301,7 +300,7 @@ async def test_a_full_disk_holds_messages_and_staff_hear_once(
     assert await count(app, Petition) == 5
     assert (await staff_notes(app))[2:] == [
         TROUBLE_NOTICE.format(capacity=app.pipeline.intake.capacity),
-        RECOVERED.format(held=2),
+        RECOVERED_NOTICE.format(held=2),
     ]
 
 
@@ -339,7 +338,7 @@ async def test_a_locked_journal_holds_messages_until_the_lock_goes(
     assert await app.pipeline.drain_intake()
     assert await count(app, InboundMessage, InboundMessage.status == "done") == 2
     assert await count(app, Petition) == 2
-    assert (await staff_notes(app))[1:] == [RECOVERED.format(held=2)]
+    assert (await staff_notes(app))[1:] == [RECOVERED_NOTICE.format(held=2)]
 
 
 # -- the server goes away ------------------------------------------------------------
@@ -460,7 +459,7 @@ async def test_the_server_going_away_holds_messages_until_it_is_back(
     assert await count(app, Petition) == 5
     assert await staff_notes(app) == [
         TROUBLE_NOTICE.format(capacity=intake.capacity),
-        RECOVERED.format(held=3),
+        RECOVERED_NOTICE.format(held=3),
     ]
     assert outbox_task is not None and not outbox_task.done()  # the worker lived on
 
