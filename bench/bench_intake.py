@@ -1,9 +1,17 @@
 """Intake end to end: generated messages through the real pipeline, beside a raw insert.
 
 The bot runs as ``weizhili replay`` runs it (a manual clock following the messages,
-a replay channel, no scheduler, no web server, no network); the scheduler's tick is
-called each time the message clock passes ``schedules.poll_seconds``, as it would
-be live. The clock stops when the outbox has sent every reply. The raw figure is a
+a replay channel, no scheduler, no web server, no network). The clock stops when the
+outbox has sent every reply. The scheduler's tick runs in one of two ways, both
+measured:
+
+- ``live``: every ``schedules.poll_seconds`` of wall-clock time, as the live bot's
+  scheduler runs it. This is what a burst arriving at a thousand messages a second
+  meets, and the figure the target is about.
+- ``replay``: every ``poll_seconds`` of the messages' own time, as ``weizhili replay``
+  runs it so deadlines fall where they did on the day. The generated day is replayed
+  hundreds of times faster than it happened, so this runs the checks once per ~20
+  messages instead of once per ~30,000: a harsher, artificial load, shown beside. The raw figure is a
 batched ``executemany`` of the same rows into the journal table through aiosqlite
 (asyncpg on PostgreSQL), on a fresh database of the same schema, in the same run.
 """
@@ -169,7 +177,8 @@ async def _raw_insert_pg(url: str, rows: list[tuple[object, ...]]) -> float:
 
 
 async def end_to_end(community: gen.Community, msgs: list[IncomingMessage], data_dir: Path,
-                     *, fresh: bool = True, profile: Path | None = None) -> IntakeResult:
+                     *, fresh: bool = True, profile: Path | None = None,
+                     live_ticks: bool = True) -> IntakeResult:
     """Replay ``msgs`` through a started App; seconds from the first delivery to the
     last reply sent."""
     from bot.app import App
@@ -191,7 +200,7 @@ async def end_to_end(community: gen.Community, msgs: list[IncomingMessage], data
     profiler = _start_profiler() if profile else None
     try:
         started = time.perf_counter()
-        await feed(app, clock, msgs)  # exactly what `weizhili replay` does
+        await feed(app, clock, msgs, live_ticks=live_ticks)  # as `weizhili replay` does
         await _drain(services.outbox)
         seconds = time.perf_counter() - started
     finally:
@@ -227,19 +236,23 @@ async def bench_intake(url: str, work: Path, count: int, repeats: int = 3,
     community = gen.make_community(work / "data", url)
     msgs = gen.messages(community, count)
     e2e: list[IntakeResult] = []
+    replayed: list[IntakeResult] = []
     raw: list[float] = []
     for run in range(repeats):
         raw.append(count / await raw_insert(url, community, msgs))
         result = await end_to_end(community, msgs, work / "data",
                                   profile=profile if run == repeats - 1 else None)
         e2e.append(result)
-        log.info("intake run=%d msgs=%d rate=%.0f raw=%.0f", run, count, result.rate, raw[-1])
+        replayed.append(await end_to_end(community, msgs, work / "data", live_ticks=False))
+        log.info("intake run=%d msgs=%d rate=%.0f replay_ticks=%.0f raw=%.0f", run, count,
+                 result.rate, replayed[-1].rate, raw[-1])
     rates = sorted(r.rate for r in e2e)
     raws = sorted(raw)
     ratios = sorted(r.rate / w for r, w in zip(e2e, raw, strict=True))
     return {
         "messages": count,
         "e2e_rate": rates[len(rates) // 2],
+        "replay_ticks_rate": sorted(r.rate for r in replayed)[len(replayed) // 2],
         "raw_rate": raws[len(raws) // 2],
         "ratio": ratios[len(ratios) // 2],
         "runs": [round(r, 1) for r in sorted(x.rate for x in e2e)],

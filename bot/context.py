@@ -8,6 +8,8 @@ one transaction, so a crash either keeps all of it or none of it.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,6 +44,16 @@ class Services:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    @asynccontextmanager
+    async def transaction(self, session: AsyncSession | None = None
+                          ) -> AsyncIterator[AsyncSession]:
+        """The caller's open session if it passes one, else a transaction of its own."""
+        if session is not None:
+            yield session
+            return
+        async with self.db.session() as own:
+            yield own
 
 
 @dataclass

@@ -6,6 +6,15 @@ at least ``room_interval_seconds`` apart in a room and ``global_interval_seconds
 apart overall (WeChat restricts accounts that send too fast, field report B28), and
 retries a failed send with back-off until ``max_attempts``. Pending rows survive a
 restart and go out after it.
+
+Exactly once: a row is claimed (``pending`` → ``sending``, a conditional update, so
+two processes never both take it) and committed before the channel sees it, and
+marked ``sent`` after. A crash between the two leaves it ``sending``: at the next
+start a channel that can tell (:class:`~bot.channels.base.ConfirmsDelivery`) says
+whether it arrived; otherwise ``outbox.in_doubt`` decides: ``hold`` marks it
+``unsure`` for staff to check and resend with ``/补发``, ``resend`` sends it again.
+Channels that confirm deliveries are claimed and marked in chunks, one transaction
+for many rows; the others one row at a time, so at most one row is ever in doubt.
 """
 
 from __future__ import annotations
@@ -22,12 +31,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.channels.base import ChannelSendError, ChatChannel, OutgoingMessage
 from bot.clock import Clock
 from bot.config import OutboxConfig
+from bot.db_trouble import DB_TROUBLE, db_reason
 from models.db import Database
 from models.tables import OutboundMessage
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+
+SENDING = "sending"  # claimed and handed to the channel; not yet known to be sent
+UNSURE = "unsure"  # a crash cut the send off and the channel cannot tell: staff decide
+CHUNK = 50  # rows claimed and marked together when the channel confirms deliveries
+
+
+def unsure_notice(ids: list[int]) -> str:
+    """The note to staff about replies that may or may not have gone out."""
+    shown = "、".join(str(i) for i in ids[:20]) + ("等" if len(ids) > 20 else "")
+    return (f"【系统提示】重启前有{len(ids)}条消息正在发送，无法确认是否已发出，"
+            f"为免重复已暂停（编号：{shown}）。请看群里是否已有，如需补发请发“/补发 编号”。")
 
 
 def split_text(text: str, limit: int) -> list[str]:
@@ -58,8 +79,9 @@ class Outbox:
     """Stores outgoing messages and sends them through one channel."""
 
     def __init__(self, db: Database, clock: Clock, config: OutboxConfig,
-                 sleep: Sleep = asyncio.sleep) -> None:
+                 sleep: Sleep = asyncio.sleep, staff_room: str = "") -> None:
         self.db = db
+        self.staff_room = staff_room
         self.clock = clock
         self.config = config
         self._sleep = sleep
@@ -70,6 +92,7 @@ class Outbox:
         self._room_ready: dict[str, float] = {}
         self._global_ready = 0.0
         self._sending = asyncio.Lock()  # one pass at a time, or a row could go out twice
+        self._unmarked: tuple[list[tuple[OutboundMessage, str | None]], list[int]] = ([], [])
         self.sent_count = 0
 
     # -- writing ---------------------------------------------------------------
@@ -102,10 +125,44 @@ class Outbox:
     async def start(self, channel: ChatChannel) -> None:
         self._channel = channel
         self._stopping = False
+        await self.settle_in_doubt()
         pending = await self.pending_count()
         if pending:
             log.info("outbox resuming pending=%d", pending)
         self._task = asyncio.create_task(self._run(), name="outbox")
+
+    async def settle_in_doubt(self) -> dict[str, list[int]]:
+        """Decide the rows a crash caught mid-send: sent, send again, or hold for staff."""
+        assert self._channel is not None
+        async with self.db.session() as session:
+            ids = list(await session.scalars(
+                select(OutboundMessage.id).where(OutboundMessage.status == SENDING)
+                .order_by(OutboundMessage.id)))
+        if not ids:
+            return {}
+        confirm = getattr(self._channel, "delivered", None)
+        if confirm is not None:
+            arrived = set(await confirm(ids))
+            verdict = {"sent": [i for i in ids if i in arrived],
+                       "pending": [i for i in ids if i not in arrived]}
+        elif self.config.in_doubt == "resend":
+            verdict = {"pending": ids}
+        else:
+            verdict = {UNSURE: ids}
+        async with self.db.session() as session:
+            for status, chosen in verdict.items():
+                if chosen:
+                    await session.execute(
+                        update(OutboundMessage).where(OutboundMessage.id.in_(chosen))
+                        .values(status=status))
+            if verdict.get(UNSURE):
+                self.add(session, self.staff_room, unsure_notice(verdict[UNSURE]),
+                         source="system:outbox")
+        log.warning("outbox rows in doubt after a restart confirmed=%s sent=%d resend=%d "
+                    "held=%d ids=%s", confirm is not None, len(verdict.get("sent", [])),
+                    len(verdict.get("pending", [])), len(verdict.get(UNSURE, [])),
+                    ",".join(map(str, ids)))
+        return verdict
 
     async def stop(self, drain_seconds: float = 0.0) -> None:
         """Stop the worker; what is unsent stays pending for the next start."""
@@ -129,7 +186,11 @@ class Outbox:
             except asyncio.CancelledError:
                 pass
         self._task = None
-        left = await self.pending_count()
+        try:
+            left = await self.pending_count()
+        except DB_TROUBLE as exc:  # stopping because the database went away
+            log.warning("outbox stopped; pending unknown error=%s", db_reason(exc))
+            return
         log.info("outbox stopped pending=%d", left)
 
     async def pending_count(self) -> int:
@@ -138,7 +199,7 @@ class Outbox:
         async with self.db.session() as session:
             return int(await session.scalar(
                 select(func.count()).select_from(OutboundMessage)
-                .where(OutboundMessage.status == "pending")
+                .where(OutboundMessage.status.in_(("pending", SENDING)))
             ) or 0)
 
     async def _run(self) -> None:
@@ -147,7 +208,7 @@ class Outbox:
                 sent_any = await self.send_due()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the worker must survive a bad row or a DB hiccup
+            except Exception:
                 log.exception("outbox pass failed; retrying shortly")
                 sent_any = False
                 await self._sleep(1.0)
@@ -165,28 +226,87 @@ class Outbox:
             return await self._send_pass(limit)
 
     async def _send_pass(self, limit: int) -> bool:
+        if self._unmarked != ([], []):
+            await self._mark([], [])
         now = self.clock.now()
         async with self.db.session() as session:
             rows = list(await session.scalars(
                 select(OutboundMessage).where(OutboundMessage.status == "pending")
                 .order_by(OutboundMessage.id).limit(limit)
             ))
-        blocked: set[str] = set()
-        sent_any = False
+        due: list[OutboundMessage] = []
+        waiting: set[str] = set()
         for row in rows:
-            if self._stopping:
-                break
-            if row.room_id in blocked:
+            if row.room_id in waiting:
                 continue
             if row.not_before and row.not_before > now:
-                blocked.add(row.room_id)  # keep the room's order
+                waiting.add(row.room_id)  # keep the room's order
                 continue
-            await self._pace(row.room_id)
-            ok = await self._send_one(row)
-            sent_any = sent_any or ok
-            if not ok:
-                blocked.add(row.room_id)
+            due.append(row)
+        chunk = CHUNK if getattr(self._channel, "delivered", None) is not None else 1
+        failed_rooms: set[str] = set()
+        sent_any = False
+        for start in range(0, len(due), chunk):
+            if self._stopping:
+                break
+            claimed = await self._claim(due[start:start + chunk])
+            sent: list[tuple[OutboundMessage, str | None]] = []
+            released: list[int] = []
+            try:
+                for row in claimed:
+                    if self._stopping or row.room_id in failed_rooms:
+                        released.append(row.id)
+                        continue
+                    await self._pace(row.room_id)
+                    ok, platform_id = await self._send_one(row)
+                    if ok:
+                        sent.append((row, platform_id))
+                    else:
+                        failed_rooms.add(row.room_id)
+            finally:
+                # Whatever happened, what was sent is marked and what was not is let go;
+                # only a crash leaves rows ``sending``.
+                await self._mark(sent, released)
+            sent_any = sent_any or bool(sent)
         return sent_any
+
+    async def _claim(self, rows: list[OutboundMessage]) -> list[OutboundMessage]:
+        """Take rows for sending; the ones another process took meanwhile drop out."""
+        if not rows:
+            return []
+        async with self.db.session() as session:
+            taken = set(await session.scalars(
+                update(OutboundMessage)
+                .where(OutboundMessage.id.in_([r.id for r in rows]),
+                       OutboundMessage.status == "pending")
+                .values(status=SENDING).returning(OutboundMessage.id)))
+        return [r for r in rows if r.id in taken]
+
+    async def _mark(self, sent: list[tuple[OutboundMessage, str | None]],
+                    released: list[int]) -> None:
+        """Record what a chunk did; kept and tried again if the database fails now."""
+        sent = self._unmarked[0] + sent
+        released = self._unmarked[1] + released
+        self._unmarked = (sent, released)
+        if not sent and not released:
+            return
+        now = self.clock.now()
+        async with self.db.session() as session:
+            if sent:
+                await session.execute(update(OutboundMessage), [
+                    {"id": row.id, "status": "sent", "sent_at": now,
+                     "attempts": row.attempts + 1, "platform_id": platform_id or ""}
+                    for row, platform_id in sent])
+            if released:
+                await session.execute(
+                    update(OutboundMessage).where(OutboundMessage.id.in_(released),
+                                                  OutboundMessage.status == SENDING)
+                    .values(status="pending"))
+        self._unmarked = ([], [])
+        self.sent_count += len(sent)
+        for row, _ in sent:
+            log.info("outbox sent outbox_id=%s room=%s source=%s",
+                     row.id, row.room_id, row.source)
 
     async def _pace(self, room_id: str) -> None:
         loop = asyncio.get_running_loop()
@@ -198,7 +318,8 @@ class Outbox:
         self._room_ready[room_id] = now + self.config.room_interval_seconds
         self._global_ready = now + self.config.global_interval_seconds
 
-    async def _send_one(self, row: OutboundMessage) -> bool:
+    async def _send_one(self, row: OutboundMessage) -> tuple[bool, str | None]:
+        """Hand one claimed row to the channel: (sent, the platform's id)."""
         assert self._channel is not None
         message = OutgoingMessage(
             room_id=row.room_id, text=row.text,
@@ -208,25 +329,13 @@ class Outbox:
             outbox_id=row.id,
         )
         try:
-            platform_id = await self._channel.send(message)
+            return True, await self._channel.send(message)
         except ChannelSendError as exc:
             await self._failed(row, str(exc), retryable=exc.retryable)
-            return False
-        except Exception as exc:  # noqa: BLE001 - a channel bug must not kill the outbox
+        except Exception as exc:
             log.exception("outbox send crashed outbox_id=%s", row.id)
             await self._failed(row, type(exc).__name__, retryable=True)
-            return False
-
-        async with self.db.session() as session:
-            await session.execute(
-                update(OutboundMessage).where(OutboundMessage.id == row.id).values(
-                    status="sent", sent_at=self.clock.now(), attempts=row.attempts + 1,
-                    platform_id=platform_id or "",
-                )
-            )
-        self.sent_count += 1
-        log.info("outbox sent outbox_id=%s room=%s source=%s", row.id, row.room_id, row.source)
-        return True
+        return False, None
 
     async def _failed(self, row: OutboundMessage, error: str, *, retryable: bool) -> None:
         attempts = row.attempts + 1

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +53,7 @@ IntentHandler = Callable[[MessageContext], Awaitable[None]]
 
 MAX_BATCH = 200  # messages sharing one transaction
 KNOWN_MEMBERS = 200_000  # members remembered as stored before the memory is reset
+_INSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
 @dataclass
@@ -238,26 +241,28 @@ class Pipeline:
                      len(batch), elapsed)
 
     async def _journal_batch(self, messages: list[IncomingMessage]) -> list[int | None]:
-        """Journal messages in one transaction; ``None`` for an id already journalled."""
+        """Journal messages in one statement; ``None`` for an id already journalled.
+
+        ``INSERT … ON CONFLICT DO NOTHING RETURNING`` on the journal table itself (no
+        ORM objects): the ids it returns are the messages that are new.
+        """
         if len(messages) == 1:
             return [await self._journal(messages[0])]
-        try:
-            async with self.services.db.session() as session:
-                ids = {m.message_id for m in messages}
-                stored = set(await session.scalars(
-                    select(InboundMessage.message_id).where(InboundMessage.message_id.in_(ids))
-                ))
-                rows: list[InboundMessage | None] = []
-                for message in messages:
-                    if message.message_id in stored:
-                        rows.append(None)
-                        continue
-                    stored.add(message.message_id)
-                    rows.append(self._journal_row(message))
-                session.add_all([r for r in rows if r is not None])
-        except IntegrityError:  # another process journalled one meanwhile
-            return [await self._journal(m) for m in messages]
-        return [r.id if r is not None else None for r in rows]
+        values: dict[str, dict[str, object]] = {}
+        for message in messages:
+            values.setdefault(message.message_id, self._journal_values(message))
+        table = InboundMessage.__table__
+        insert = _INSERTS[self.services.db.dialect](table)
+        statement = insert.on_conflict_do_nothing(index_elements=["message_id"]).returning(
+            table.c.id, table.c.message_id)
+        async with self.services.db.session() as session:
+            connection = await session.connection()
+            result = await connection.execute(statement, list(values.values()))
+            new = {message_id: row_id for row_id, message_id in result.all()}
+        ids: list[int | None] = []
+        for message in messages:
+            ids.append(new.pop(message.message_id, None))  # a repeat in the batch: None
+        return ids
 
     async def _process_batch(self, todo: list[tuple[int, _Waiting]]) -> list[str]:
         services = self.services
@@ -477,16 +482,20 @@ class Pipeline:
 
     # -- steps ---------------------------------------------------------------------
 
-    def _journal_row(self, message: IncomingMessage) -> InboundMessage:
+    def _journal_values(self, message: IncomingMessage) -> dict[str, object]:
         services = self.services
         grid = services.config.grid_for_room(message.room_id, message.room_topic)
-        return InboundMessage(
-            message_id=message.message_id, channel="", room_id=message.room_id,
-            grid_id=grid.id if grid else None, talker_id=message.talker_id,
-            talker_name=message.talker_name[:128], text=message.text,
-            mention_ids=list(message.mention_ids), mentions_bot=message.mentions_bot,
-            sent_at=message.timestamp, received_at=services.now(), status="pending",
-        )
+        return {
+            "message_id": message.message_id, "channel": "", "room_id": message.room_id,
+            "grid_id": grid.id if grid else None, "talker_id": message.talker_id,
+            "talker_name": message.talker_name[:128], "text": message.text,
+            "mention_ids": list(message.mention_ids), "mentions_bot": message.mentions_bot,
+            "sent_at": message.timestamp, "received_at": services.now(),
+            "status": "pending", "outcome": "",
+        }
+
+    def _journal_row(self, message: IncomingMessage) -> InboundMessage:
+        return InboundMessage(**self._journal_values(message))
 
     async def _journal(self, message: IncomingMessage) -> int | None:
         services = self.services

@@ -204,7 +204,7 @@ def _ask(
     )
 
 
-async def run_followups(services: Services) -> int:
+async def run_followups(services: Services, session: AsyncSession | None = None) -> int:
     """Ask what is due, ask once more, close what stayed unanswered; returns changes."""
     now = services.now()
     cfg = services.config.followup
@@ -212,7 +212,7 @@ async def run_followups(services: Services) -> int:
     close = timedelta(hours=cfg.close_after_hours)
     quiet = services.config.in_quiet_hours(now)
     changed = 0
-    async with services.db.session() as session:
+    async with services.transaction(session) as session:
         rows = (
             await session.execute(
                 select(Followup, Petition)

@@ -14,6 +14,7 @@ import re
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import GridConfig
@@ -131,12 +132,12 @@ async def record_answer(ctx: MessageContext) -> bool:
     return True
 
 
-async def chase_rollcalls(services: Services) -> int:
+async def chase_rollcalls(services: Services, session: AsyncSession | None = None) -> int:
     """After the roll-call time, @-mention once the members who did not answer 收到."""
     now = services.now()
     config = services.config
     chased = 0
-    async with services.db.session() as session:
+    async with services.transaction(session) as session:
         due = list(await session.scalars(
             select(Reminder).where(Reminder.kind == "notice", Reminder.rollcall_done.is_(False),
                                    Reminder.rollcall_at.is_not(None),

@@ -14,10 +14,12 @@ def commands() -> CommandTable:
     from bot.web import auth as web_auth
     from handlers import notices, reminders, stats
     from handlers.commands import general, petitions
+    from handlers.commands import outbox as outbox_commands
     from handlers.commands import praise as praise_commands
 
     return CommandTable([general.router, petitions.router, stats.router, reminders.router,
-                         notices.router, praise_commands.router, web_auth.router])
+                         notices.router, praise_commands.router, web_auth.router,
+                         outbox_commands.router])
 
 
 def context_handlers() -> list:  # type: ignore[type-arg]

@@ -43,7 +43,7 @@ def _when(services: Services, moment: datetime) -> str:
     return f"{local:%H:%M}" if local.date() == today else f"{local:%m-%d %H:%M}"
 
 
-async def check_deadlines(services: Services) -> int:
+async def check_deadlines(services: Services, session: AsyncSession | None = None) -> int:
     """Take the next escalation step of every petition that needs one; returns steps."""
     now = services.now()
     config = services.config
@@ -51,7 +51,7 @@ async def check_deadlines(services: Services) -> int:
     escalate = timedelta(minutes=config.deadlines.escalate_after_minutes)
     quiet = services.config.in_quiet_hours(now)
     steps = 0
-    async with services.db.session() as session:
+    async with services.transaction(session) as session:
         due = list(
             await session.scalars(
                 select(Petition)

@@ -13,6 +13,7 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Services
 from handlers.timeparse import Recurrence, describe_when
@@ -23,13 +24,13 @@ log = logging.getLogger(__name__)
 LATE_AFTER = timedelta(minutes=2)
 
 
-async def fire_due_reminders(services: Services) -> int:
+async def fire_due_reminders(services: Services, session: AsyncSession | None = None) -> int:
     """Send every reminder due now; returns how many were sent."""
     now = services.now()
     config = services.config
     grace = timedelta(minutes=config.reminders.grace_minutes)
     sent = 0
-    async with services.db.session() as session:
+    async with services.transaction(session) as session:
         due = list(await session.scalars(
             select(Reminder).where(Reminder.status == "pending", Reminder.due_at <= now)
             .order_by(Reminder.due_at, Reminder.id)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 
-from bot.channels.base import ChannelHealth, ChannelSendError, Deliver, IncomingMessage, OutgoingMessage
+from bot.channels.base import (
+    ChannelHealth,
+    ChannelSendError,
+    Deliver,
+    IncomingMessage,
+    OutgoingMessage,
+)
 
 _ids = itertools.count(1)
 
@@ -35,6 +41,9 @@ class RecordingChannel:
             raise ChannelSendError("发送消息过于频繁", retryable=True)
         self.sent.append(message)
         return f"out-{len(self.sent)}"
+
+    async def delivered(self, outbox_ids: list[int]) -> set[int]:
+        return {m.outbox_id for m in self.sent if m.outbox_id in outbox_ids}
 
     def texts(self, room_id: str | None = None) -> list[str]:
         return [m.text for m in self.sent if room_id is None or m.room_id == room_id]

@@ -205,3 +205,23 @@ async def test_journal_resumes_after_a_crash(app, channel, clock):
     await drain(app)
     assert await count(app, Petition) == 1
     assert len(channel.sent) == 1
+
+
+async def test_a_batch_journals_each_id_once(app, channel, clock):
+    # a redelivery inside one batch, and one of an id an earlier batch journalled
+    first = make_message("5号楼单元门禁坏了，刷卡开不了门", at=clock.now(), message_id="b-1")
+    assert (await app.pipeline.deliver_many([first]))[0].startswith("petition")
+    again = make_message("5号楼单元门禁坏了，刷卡开不了门", at=clock.now(), message_id="b-1")
+    other = make_message("12号楼楼道里的灯不亮了", at=clock.now(), message_id="b-2",
+                         sender="wxid_resident_002", name="李大爷")
+    twice = make_message("12号楼楼道里的灯不亮了", at=clock.now(), message_id="b-2",
+                         sender="wxid_resident_002", name="李大爷")
+    chat = make_message("今天真冷啊", at=clock.now(), message_id="b-3")
+    outcomes = await app.pipeline.deliver_many([again, other, twice, chat])
+    assert outcomes[0] == "duplicate" and outcomes[2] == "duplicate"
+    assert outcomes[1].startswith("petition") and outcomes[3] == "none"
+    async with app.services.db.session() as session:
+        journal = list(await session.scalars(
+            select(InboundMessage.message_id).order_by(InboundMessage.id)))
+        petitions = await session.scalar(select(func.count()).select_from(Petition))
+    assert journal == ["b-1", "b-2", "b-3"] and petitions == 2

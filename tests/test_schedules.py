@@ -60,3 +60,33 @@ async def test_scheduler_starts_only_inside_the_running_loop(app):
     await scheduler.start(catch_up=False)
     assert scheduler.scheduler.running is True
     await scheduler.stop()
+
+
+async def test_a_failing_tick_job_is_rolled_back_alone(app, clock, channel):
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from models.tables import OutboundMessage, Reminder
+    from schedules.runner import tick
+
+    async def broken(services, session):  # type: ignore[no-untyped-def]
+        services.outbox.add(session, "grid-01", "半途失败的任务写下的消息")
+        await session.flush()
+        raise RuntimeError("a bug in one job")
+
+    services = app.services
+    services.extras["tick_jobs"].insert(0, broken)
+    now = clock.now()
+    async with services.db.session() as session:
+        session.add(Reminder(creator_id="wxid_gm_zhao", room_ids=["grid-01"],
+                             content="下午两点开居民议事会", due_at=now - timedelta(seconds=5),
+                             personal_time=True, created_at=now))
+    await tick(services)
+    await services.outbox.send_due()
+
+    assert channel.texts("grid-01") == ["【提醒】下午两点开居民议事会"]
+    async with services.db.session() as session:
+        stored = await session.scalar(select(func.count()).select_from(OutboundMessage))
+        status = await session.scalar(select(Reminder.status))
+    assert stored == 1 and status == "sent"

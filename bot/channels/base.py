@@ -84,6 +84,18 @@ class ChatChannel(Protocol):
         """The connection state, for logs and ``/health``."""
 
 
+class ConfirmsDelivery(Protocol):
+    """A channel that can say afterwards which outbox rows it delivered.
+
+    The outbox asks it at start-up about the rows a crash caught between the send and
+    its "sent" mark, and sends again only what never arrived. A channel without this
+    method (WeChat has no idempotency key) leaves those rows to ``outbox.in_doubt``.
+    """
+
+    async def delivered(self, outbox_ids: Sequence[int]) -> set[int]:
+        """Which of ``outbox_ids`` this channel has delivered."""
+
+
 def mention_prefix(names: Sequence[str]) -> str:
     """The text WeChat shows for mentions: ``@name`` plus U+2005 for each."""
     return "".join(f"@{name}{MENTION_SEPARATOR}" for name in names if name)

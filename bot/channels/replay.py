@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bot.channels.base import ChannelHealth, Deliver, IncomingMessage, OutgoingMessage, mention_prefix
+from bot.channels.base import (
+    ChannelHealth,
+    Deliver,
+    IncomingMessage,
+    OutgoingMessage,
+    mention_prefix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,7 @@ class ReplayChannel:
 
     def __init__(self) -> None:
         self.sent: list[SentRecord] = []
+        self._delivered: set[int] = set()
         self._deliver: Deliver | None = None
 
     async def start(self, deliver: Deliver) -> None:
@@ -73,7 +80,13 @@ class ReplayChannel:
     def health(self) -> ChannelHealth:
         return ChannelHealth(connected=self._deliver is not None)
 
+    async def delivered(self, outbox_ids: Sequence[int]) -> set[int]:
+        """The rows this replay collected; what an earlier process collected died with it."""
+        return self._delivered.intersection(outbox_ids)
+
     async def send(self, message: OutgoingMessage) -> str | None:
+        if message.outbox_id is not None:
+            self._delivered.add(message.outbox_id)
         self.sent.append(SentRecord(message.room_id,
                                     mention_prefix(message.mention_names) + message.text,
                                     message.mention_ids,

@@ -1,0 +1,39 @@
+"""Staff commands about the bot's own messages: resending what a crash left unsure."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.context import MessageContext
+from bot.outbox import UNSURE
+from handlers.commands import STAFF, CommandError, CommandRouter
+from models.tables import OutboundMessage
+
+router = CommandRouter()
+
+USAGE = "/补发 编号（多个用空格隔开）"
+
+
+@router.command("补发", "resend", roles=STAFF, usage="/补发 35")
+async def resend(ctx: MessageContext, args: list[str]) -> None:
+    """重新发送重启时未能确认是否发出的消息"""
+    numbers = []
+    for arg in args[:50]:
+        raw = arg.lstrip("#")
+        if not raw.isdigit() or len(raw) > 9:
+            raise CommandError(f"“{arg[:10]}”不是消息编号，例如：{USAGE}")
+        numbers.append(int(raw))
+    if not numbers:
+        raise CommandError(f"请写上消息编号，例如：{USAGE}")
+    rows = list(await ctx.session.scalars(
+        select(OutboundMessage).where(OutboundMessage.id.in_(numbers),
+                                      OutboundMessage.status == UNSURE)))
+    for row in rows:
+        row.status = "pending"
+        row.not_before = None
+    done = sorted(row.id for row in rows)
+    skipped = sorted(set(numbers) - set(done))
+    text = f"已安排补发 {len(done)} 条。" if done else "没有需要补发的消息。"
+    if skipped:
+        text += f"以下编号不在待确认之列：{'、'.join(map(str, skipped[:10]))}。"
+    ctx.reply(text)
