@@ -109,7 +109,8 @@ class App:
         await loop.run_in_executor(None, timeparse.warm_up)
 
         outbox = Outbox(db, self.clock, config.outbox,
-                        staff_room=config.community.staff_room)
+                        staff_room=config.community.staff_room,
+                        account=config.community.bot_id, route=config.account_for_room)
         self.services = Services(config, db, self.clock, router, outbox)
         install_features(self.services)
         self.pipeline = Pipeline(self.services)

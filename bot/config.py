@@ -35,6 +35,9 @@ class GridConfig:
     room_id: str = ""
     room_topic: str = ""
     manager: str = ""  # the grid manager's WeChat id
+    # The bot account in this grid's group, when several accounts (one process each)
+    # share a database; empty: the account of the process that queues the post.
+    account: str = ""
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,17 @@ class Config:
 
     def grid(self, grid_id: str) -> GridConfig | None:
         return next((g for g in self.grids if g.id == grid_id), None)
+
+    def account_for_room(self, room_id: str) -> str:
+        """The bot account that must post in ``room_id``; "" when any may (one account).
+
+        With accounts named on grids (several processes on one database), a grid's
+        group is posted to by its account, anything else by this process's own.
+        """
+        if not any(grid.account for grid in self.grids):
+            return ""
+        grid = self.grid_for_room(room_id)
+        return grid.account if grid is not None and grid.account else self.community.bot_id
 
     def grid_for_room(self, room_id: str | None, topic: str = "") -> GridConfig | None:
         """The grid whose group this is: by room id first, then by topic."""

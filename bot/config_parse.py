@@ -313,12 +313,15 @@ def _parse_grids(raw: list[Any] | None, problems: list[str]) -> tuple[GridConfig
             room_id=t.get("room_id", str, ""),
             room_topic=t.get("room_topic", str, ""),
             manager=t.get("manager", str, ""),
+            account=t.get("account", str, ""),
         )
         t.finish()
         if not gid:
             problems.append(f"{prefix}id: required")
         if not grid.room_id and not grid.room_topic:
             problems.append(f"{prefix}room_id: give room_id or room_topic")
+        if grid.account and not grid.room_id:
+            problems.append(f"{prefix}room_id: a grid with an account needs its room_id")
         grids.append(grid)
     ids = [g.id for g in grids]
     for dup in {i for i in ids if ids.count(i) > 1}:

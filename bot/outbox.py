@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import ChannelSendError, ChatChannel, OutgoingMessage
@@ -79,9 +79,12 @@ class Outbox:
     """Stores outgoing messages and sends them through one channel."""
 
     def __init__(self, db: Database, clock: Clock, config: OutboxConfig,
-                 sleep: Sleep = asyncio.sleep, staff_room: str = "") -> None:
+                 sleep: Sleep = asyncio.sleep, staff_room: str = "", account: str = "",
+                 route: Callable[[str], str] | None = None) -> None:
         self.db = db
         self.staff_room = staff_room
+        self.account = account  # this process's bot account: it sends its rows and ""
+        self._route = route  # room id -> the account that must send there ("" any)
         self.clock = clock
         self.config = config
         self._sleep = sleep
@@ -103,6 +106,7 @@ class Outbox:
             not_before: datetime | None = None) -> list[OutboundMessage]:
         """Queue a message inside the caller's transaction; long texts become parts."""
         now = self.clock.now()
+        account = self._route(room_id) if self._route is not None else ""
         rows = []
         parts = split_text(text, self.config.max_chars) if text else [""]
         for index, part in enumerate(parts):
@@ -112,6 +116,7 @@ class Outbox:
                 mention_names=list(mention_names) if index == 0 else [],
                 image_path=str(image_path) if index == len(parts) - 1 else "",
                 source=source, status="pending", created_at=now, not_before=not_before,
+                account=account,
             ))
         session.add_all(rows)
         return rows
@@ -136,7 +141,8 @@ class Outbox:
         assert self._channel is not None
         async with self.db.session() as session:
             ids = list(await session.scalars(
-                select(OutboundMessage.id).where(OutboundMessage.status == SENDING)
+                select(OutboundMessage.id).where(OutboundMessage.status == SENDING,
+                                                 self._mine())
                 .order_by(OutboundMessage.id)))
         if not ids:
             return {}
@@ -199,7 +205,7 @@ class Outbox:
         async with self.db.session() as session:
             return int(await session.scalar(
                 select(func.count()).select_from(OutboundMessage)
-                .where(OutboundMessage.status.in_(("pending", SENDING)))
+                .where(OutboundMessage.status.in_(("pending", SENDING)), self._mine())
             ) or 0)
 
     async def _run(self) -> None:
@@ -231,7 +237,8 @@ class Outbox:
         now = self.clock.now()
         async with self.db.session() as session:
             rows = list(await session.scalars(
-                select(OutboundMessage).where(OutboundMessage.status == "pending")
+                select(OutboundMessage).where(OutboundMessage.status == "pending",
+                                              self._mine())
                 .order_by(OutboundMessage.id).limit(limit)
             ))
         due: list[OutboundMessage] = []
@@ -269,6 +276,10 @@ class Outbox:
                 await self._mark(sent, released)
             sent_any = sent_any or bool(sent)
         return sent_any
+
+    def _mine(self) -> ColumnElement[bool]:
+        """The rows this process sends: its account's and those any account may send."""
+        return OutboundMessage.account.in_({self.account, ""})
 
     async def _claim(self, rows: list[OutboundMessage]) -> list[OutboundMessage]:
         """Take rows for sending; the ones another process took meanwhile drop out."""

@@ -266,6 +266,10 @@ class OutboundMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(String(256), default="")
     platform_id: Mapped[str] = mapped_column(String(128), default="")
+    # the bot account whose WeChat sends it ("" : any); several accounts share a database
+    account: Mapped[str] = mapped_column(String(128), default="", server_default="")
+
+    __table_args__ = (Index("ix_outbound_status_account", "status", "account"),)
 
 
 class AuditEntry(Base):

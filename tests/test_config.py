@@ -59,3 +59,23 @@ def test_token_without_endpoint_is_an_error(monkeypatch):
         load_config(None)
     assert "endpoint" in str(info.value)
     assert "secret-token-1" not in str(info.value)
+
+
+def test_grids_may_name_the_bot_account_in_their_group(tmp_path):
+    path = tmp_path / "bot.toml"
+    path.write_text(
+        '[[grids]]\nid = "g1"\nroom_id = "r1@chatroom"\naccount = "wxid_bot_a"\n'
+        '[[grids]]\nid = "g2"\nroom_topic = "2网格群"\naccount = "wxid_bot_b"\n',
+        encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        f"{path}: grids[1].room_id: a grid with an account needs its room_id"]
+
+    path.write_text(
+        '[community]\nbot_id = "wxid_bot_b"\n'
+        '[[grids]]\nid = "g1"\nroom_id = "r1@chatroom"\naccount = "wxid_bot_a"\n'
+        '[[grids]]\nid = "g2"\nroom_id = "r2@chatroom"\n', encoding="utf-8")
+    config = load_config(path)
+    assert config.account_for_room("r1@chatroom") == "wxid_bot_a"
+    assert config.account_for_room("r2@chatroom") == "wxid_bot_b"  # this process's

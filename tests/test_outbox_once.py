@@ -159,3 +159,35 @@ async def test_staff_resend_a_held_row_with_a_command(config, clock, tmp_path):
         assert (await _statuses(services.db))[cut] == "sent"
     finally:
         await bot.stop()
+
+
+async def test_each_account_sends_the_rows_of_its_own_groups(tmp_path, clock, config):
+    # two bot accounts (one process each) on one database: the leader queues a post
+    # for every grid; each grid's group is posted to by the account that is in it
+    from bot.config import GridConfig
+
+    grids = (GridConfig("grid-01", "1网格", "room-01", account="wxid_bot_a"),
+             GridConfig("grid-02", "2网格", "room-02", account="wxid_bot_b"))
+    config_a = replace(config, grids=grids,
+                       community=replace(config.community, bot_id="wxid_bot_a"))
+    config_b = replace(config_a, community=replace(config.community, bot_id="wxid_bot_b"))
+    url = database_url_for(tmp_path)
+    await upgrade(url)
+    db = Database(url)
+    plain = OutboxConfig(room_interval_seconds=0, global_interval_seconds=0)
+    outbox_a = Outbox(db, clock, plain, account="wxid_bot_a", route=config_a.account_for_room)
+    outbox_b = Outbox(db, clock, plain, account="wxid_bot_b", route=config_b.account_for_room)
+    channel_a, channel_b = RecordingChannel(), RecordingChannel()
+    outbox_a._channel, outbox_b._channel = channel_a, channel_b  # noqa: SLF001
+    try:
+        async with db.session() as session:  # queued by the leader, process a
+            for room in ("room-01", "room-02", "staff-room", "wxid_resident_009"):
+                outbox_a.add(session, room, f"【光荣榜】{room}")
+        await asyncio.gather(outbox_b.send_due(), outbox_a.send_due())
+        assert sorted(m.room_id for m in channel_a.sent) == [
+            "room-01", "staff-room", "wxid_resident_009"]
+        assert [m.room_id for m in channel_b.sent] == ["room-02"]
+        assert await outbox_a.pending_count() == 0 and await outbox_b.pending_count() == 0
+        assert config.account_for_room("grid-01") == ""  # one account: any process sends
+    finally:
+        await db.close()
