@@ -7,7 +7,9 @@ measured:
 
 - ``live``: every ``schedules.poll_seconds`` of wall-clock time, as the live bot's
   scheduler runs it. This is what a burst arriving at a thousand messages a second
-  meets, and the figure the target is about.
+  meets, and the figure the target is about. The generated day runs past the checks
+  meanwhile, so reminders falling due in it are reported to staff as missed: a staff
+  post instead of a group post, the same work for the bot.
 - ``replay``: every ``poll_seconds`` of the messages' own time, as ``weizhili replay``
   runs it so deadlines fall where they did on the day. The generated day is replayed
   hundreds of times faster than it happened, so this runs the checks once per ~20
