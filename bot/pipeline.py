@@ -19,7 +19,6 @@ stays with its own message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time as monotonic
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,15 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import IncomingMessage
 from bot.context import MessageContext, Services, StaffInfo
-from bot.intake_buffer import (
-    DB_TROUBLE,
-    FULL_NOTICE,
-    TROUBLE_NOTICE,
-    IntakeBuffer,
-    db_reason,
-)
+from bot.intake_buffer import DB_TROUBLE, IntakeBuffer, db_reason
 from bot.intake_spool import IntakeSpool
 from bot.normalize import normalize
+from bot.pipeline_sick import MAX_BATCH, SickDatabase
 from handlers.intents import Intent
 from models.tables import InboundMessage, Member, StaffRole
 
@@ -51,7 +45,6 @@ log = logging.getLogger(__name__)
 ContextHandler = Callable[[MessageContext], Awaitable[bool]]
 IntentHandler = Callable[[MessageContext], Awaitable[None]]
 
-MAX_BATCH = 200  # messages sharing one transaction
 KNOWN_MEMBERS = 200_000  # members remembered as stored before the memory is reset
 _INSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
@@ -72,7 +65,7 @@ HELP_HINT = (
 )
 
 
-class Pipeline:
+class Pipeline(SickDatabase):
     """Turns incoming messages into effects and replies."""
 
     def __init__(self, services: Services) -> None:
@@ -149,62 +142,6 @@ class Pipeline:
         if rows:
             log.info("journal resumed count=%d", len(rows))
         return len(rows)
-
-    async def drain_intake(self) -> bool:
-        """Handle what waited for the database; returns whether nothing waits any more."""
-        intake = self.intake
-        async with self._draining:
-            try:
-                while intake.deferred:
-                    journal_id, message = intake.deferred[0]
-                    async with self._lock:
-                        outcome = await self._process(journal_id, message, resumed=True,
-                                                      retry=True)
-                    if outcome == "deferred":
-                        return False
-                    intake.deferred.pop(0)
-                    self._count(outcome)
-                while intake.messages:
-                    message = intake.messages[0]
-                    async with self._lock:
-                        journal_id = await self._journal(message)
-                        intake.messages.popleft()
-                        if journal_id is None:
-                            continue
-                        outcome = await self._process(journal_id, message, resumed=True)
-                    self._count(outcome)
-                    if outcome == "deferred":
-                        return False
-                await self._clear_spool()
-            except DB_TROUBLE:
-                return False
-            if intake.in_trouble:
-                log.warning("database writable again; held messages handled count=%d "
-                            "dropped=%d", intake.held_total, len(intake.dropped))
-                await self._tell_staff(intake.recovered_notice())
-                intake.reset()
-            return await self._flush_notices()
-
-    async def stop(self) -> None:
-        """Stop retrying; whatever still waits for the database is named in the log."""
-        if self.intake.waiting:
-            await self.drain_intake()
-        if self._retry is not None:
-            self._retry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retry
-            self._retry = None
-        held = [m.message_id for m in self.intake.messages]
-        held += [m.message_id for _, m in self.intake.deferred]
-        if held:
-            log.error("stopping with messages the database never took count=%d ids=%s",
-                      len(held), ",".join(held))
-        for notice in self.intake.notices:
-            log.error("staff notice never stored: %s", notice)
-        if self.spool.path is not None and self.intake.messages:
-            log.warning("held messages kept on disk for the next start count=%d "
-                        "path=%s", self.spool.count, self.spool.path)
-        await asyncio.to_thread(self.spool.close)
 
     # -- batches ---------------------------------------------------------------------
 
@@ -362,124 +299,6 @@ class Pipeline:
         self._seen.clear()
         self._absent.clear()
 
-    # -- a sick database -------------------------------------------------------------
-
-    async def _hold(self, batch: list[_Waiting],
-                    exc: BaseException | None = None) -> None:
-        """Keep a batch for later: on disk first, then in memory; never silently."""
-        intake = self.intake
-        if not intake.in_trouble:
-            intake.in_trouble = True
-            log.error("database cannot store incoming messages; holding them "
-                      "capacity=%d spool=%s error=%s", intake.capacity,
-                      self.spool.folder, db_reason(exc))
-            await self._tell_staff(TROUBLE_NOTICE.format(capacity=intake.capacity))
-        room = max(intake.capacity - len(intake.messages), 0)
-        await self._spool([w.message for w in batch[:room]])
-        for waiting in batch:
-            message = waiting.message
-            if not intake.push(message):
-                log.error("intake buffer full; message dropped message_id=%s room=%s "
-                          "talker=%s", message.message_id, message.room_id,
-                          message.talker_id)
-                if not intake.told_full:
-                    intake.told_full = True
-                    await self._tell_staff(FULL_NOTICE)
-                self._count("dropped")
-                waiting.future.set_result("dropped")
-                continue
-            self._count("held")
-            waiting.future.set_result("held")
-        self._start_retrying()
-
-    async def _spool(self, messages: list[IncomingMessage]) -> None:
-        """Write messages about to be held to the spool, before anyone hears "held"."""
-        if not messages:
-            return
-        spool = self.spool
-        spool.capacity = self.intake.capacity  # one bound for memory and disk
-        if await asyncio.to_thread(spool.append, messages, list(self.intake.messages)):
-            return
-        for message in messages:
-            log.error("intake spool cannot store a held message; kept in memory only "
-                      "message_id=%s room=%s", message.message_id, message.room_id)
-
-    async def _clear_spool(self) -> None:
-        """Remove the spool once nothing held remains unjournalled."""
-        if self.spool.path is None:
-            return
-        async with self._lock:  # no hold is writing to it meanwhile
-            if not self.intake.messages:
-                await asyncio.to_thread(self.spool.clear)
-
-    async def _recover_spool(self) -> None:
-        """Journal what a crash left in the spool; hold it again if still sick."""
-        messages = await asyncio.to_thread(self.spool.recover)
-        if not messages:
-            return
-        log.warning("intake spool of an earlier run found count=%d path=%s",
-                    len(messages), self.spool.path)
-        fresh = done = 0
-        try:
-            async with self._lock:
-                for done in range(0, len(messages), MAX_BATCH):
-                    ids = await self._journal_batch(messages[done:done + MAX_BATCH])
-                    fresh += sum(1 for i in ids if i is not None)
-        except DB_TROUBLE as exc:  # still sick: held as if they had just arrived
-            intake = self.intake
-            rest = messages[done:]
-            log.error("database cannot store the spooled messages; holding them "
-                      "count=%d error=%s", len(rest), db_reason(exc))
-            if not intake.in_trouble:
-                intake.in_trouble = True
-                await self._tell_staff(TROUBLE_NOTICE.format(capacity=intake.capacity))
-            intake.messages.extend(rest)  # already on disk
-            intake.held_total += len(rest)
-            self._start_retrying()
-            return
-        log.info("intake spool journalled count=%d already_journalled=%d",
-                 fresh, len(messages) - fresh)
-        await asyncio.to_thread(self.spool.clear)
-
-    def _start_retrying(self) -> None:
-        if self._retry is None or self._retry.done():
-            self._retry = asyncio.create_task(self._retry_loop(), name="intake-retry")
-
-    async def _retry_loop(self) -> None:
-        attempt = 0
-        while self.intake.waiting:
-            await asyncio.sleep(self.intake.delay(attempt))
-            attempt += 1
-            try:
-                if await self.drain_intake():
-                    return
-            except Exception:  # one bad message must not end the retries
-                log.exception("intake retry failed attempt=%d", attempt)
-
-    async def _tell_staff(self, text: str) -> None:
-        """Queue a note for the staff group, or keep it until the outbox can write."""
-        self.intake.notices.append(text)
-        await self._flush_notices()
-
-    async def _flush_notices(self) -> bool:
-        services = self.services
-        notices = self.intake.notices
-        if not notices:
-            return True
-        try:
-            async with services.db.session() as session:
-                for text in notices:
-                    services.outbox.add(session, services.config.community.staff_room, text,
-                                        source="system:database")
-        except DB_TROUBLE as exc:
-            log.error("outbox cannot store a staff notice; kept in memory count=%d "
-                      "error=%s", len(notices), db_reason(exc))
-            self._start_retrying()
-            return False
-        notices.clear()
-        services.outbox.wake()
-        return True
-
     # -- steps ---------------------------------------------------------------------
 
     def _journal_values(self, message: IncomingMessage) -> dict[str, object]:
@@ -612,13 +431,6 @@ class Pipeline:
             ctx.outcome = "help"
         else:
             ctx.outcome = "none"
-
-    async def _mark(self, journal_id: int, status: str, outcome: str) -> None:
-        async with self.services.db.session() as session:
-            await session.execute(
-                update(InboundMessage).where(InboundMessage.id == journal_id).values(
-                    status=status, outcome=outcome, processed_at=self.services.now())
-            )
 
     async def _fail(self, journal_id: int, message: IncomingMessage) -> None:
         try:
