@@ -42,11 +42,11 @@ class Sizes:
         self.classify = 20_000 if full else 5_000 if quick else 200
         self.rounds = 5 if not tiny else 1
         self.intake = 100_000 if full else 10_000 if quick else 100
-        self.intake_repeats = 1 if full else 3 if quick else 1
+        self.intake_repeats = 3 if not tiny else 1  # a median of three
         self.growth = ((10_000, 100_000, 1_000_000) if full else (10_000, 100_000) if quick
                        else (200, 1_000))
         self.growth_batch = 2_000 if full else 1_000 if quick else 50
-        self.growth_repeats = 2 if not tiny else 1
+        self.growth_repeats = 3 if not tiny else 1
         self.petitions = 200_000 if not tiny else 2_000
         self.points = 1_000_000 if not tiny else 10_000
         self.query_repeats = 5 if full else 3 if quick else 1
