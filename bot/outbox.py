@@ -258,21 +258,28 @@ class Outbox:
                 break
             claimed = await self._claim(due[start:start + chunk])
             sent: list[tuple[OutboundMessage, str | None]] = []
-            released: list[int] = []
+            answered: set[int] = set()  # sent, or refused and recorded as such
+            in_flight: int | None = None  # handed to the channel, no answer yet
             try:
                 for row in claimed:
                     if self._stopping or row.room_id in failed_rooms:
-                        released.append(row.id)
                         continue
                     await self._pace(row.room_id)
-                    ok, platform_id = await self._send_one(row)
-                    if ok:
+                    in_flight = row.id
+                    platform_id, error = await self._send_one(row)
+                    in_flight = None
+                    if error is None:
                         sent.append((row, platform_id))
                     else:
                         failed_rooms.add(row.room_id)
+                        await self._failed(row, str(error), retryable=error.retryable)
+                    answered.add(row.id)
             finally:
-                # Whatever happened, what was sent is marked and what was not is let go;
-                # only a crash leaves rows ``sending``.
+                # Whatever happened (a database error, a cancelled stop), what was sent
+                # is marked and what the channel never took is let go; only a send cut
+                # off in flight stays ``sending``, for settle_in_doubt.
+                released = [r.id for r in claimed
+                            if r.id not in answered and r.id != in_flight]
                 await self._mark(sent, released)
             sent_any = sent_any or bool(sent)
         return sent_any
@@ -329,8 +336,9 @@ class Outbox:
         self._room_ready[room_id] = now + self.config.room_interval_seconds
         self._global_ready = now + self.config.global_interval_seconds
 
-    async def _send_one(self, row: OutboundMessage) -> tuple[bool, str | None]:
-        """Hand one claimed row to the channel: (sent, the platform's id)."""
+    async def _send_one(self, row: OutboundMessage
+                        ) -> tuple[str | None, ChannelSendError | None]:
+        """Hand one claimed row to the channel: (the platform's id, the failure)."""
         assert self._channel is not None
         message = OutgoingMessage(
             room_id=row.room_id, text=row.text,
@@ -340,13 +348,12 @@ class Outbox:
             outbox_id=row.id,
         )
         try:
-            return True, await self._channel.send(message)
+            return await self._channel.send(message), None
         except ChannelSendError as exc:
-            await self._failed(row, str(exc), retryable=exc.retryable)
+            return None, exc
         except Exception as exc:
             log.exception("outbox send crashed outbox_id=%s", row.id)
-            await self._failed(row, type(exc).__name__, retryable=True)
-        return False, None
+            return None, ChannelSendError(type(exc).__name__, retryable=True)
 
     async def _failed(self, row: OutboundMessage, error: str, *, retryable: bool) -> None:
         attempts = row.attempts + 1

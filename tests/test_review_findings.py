@@ -1,0 +1,134 @@
+"""Regressions found by review: rows stuck ``sending`` while the process keeps running.
+
+Only a send the channel has not answered may stay ``sending`` (a crash then leaves it
+to ``settle_in_doubt``); a row the channel refused or never saw goes back to pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.channels.base import ChannelSendError, OutgoingMessage
+from bot.config import OutboxConfig
+from bot.db_trouble import DB_TROUBLE
+from bot.outbox import Outbox
+from models.db import Database, upgrade
+from models.tables import OutboundMessage
+from tests.conftest import database_url_for
+from tests.fakes import RecordingChannel
+
+
+class FlakyDatabase:
+    """The test database; its next ``fail_next`` units of work fail as a sick disk's."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.fail_next = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.db, name)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise OperationalError("UPDATE outbound_messages", None,
+                                   Exception("disk I/O error"))
+        async with self.db.session() as session:
+            yield session
+
+
+class RefusingChannel(RecordingChannel):
+    """Refuses its first send while the database fails to record the refusal."""
+
+    def __init__(self, db: FlakyDatabase, *, confirms: bool) -> None:
+        super().__init__()
+        self.db = db
+        self.refuse = True
+        if not confirms:
+            self.delivered = None  # type: ignore[assignment,method-assign]
+
+    async def send(self, message: OutgoingMessage) -> str | None:
+        if self.refuse:
+            self.refuse = False
+            self.db.fail_next = 1  # the outbox's note of the failure is what fails
+            raise ChannelSendError("发送消息过于频繁", retryable=True)
+        return await super().send(message)
+
+
+async def _statuses(db: Database) -> dict[int, str]:
+    async with db.session() as session:
+        return dict((await session.execute(
+            select(OutboundMessage.id, OutboundMessage.status))).all())
+
+
+@pytest.mark.parametrize("confirms", [False, True], ids=["one-by-one", "chunked"])
+async def test_a_refused_send_the_database_could_not_record_is_not_stuck_sending(
+        tmp_path, clock, confirms):
+    url = database_url_for(tmp_path)
+    await upgrade(url)
+    db = Database(url)
+    flaky = FlakyDatabase(db)
+    outbox = Outbox(flaky, clock,  # type: ignore[arg-type]
+                    OutboxConfig(room_interval_seconds=0, global_interval_seconds=0))
+    channel = RefusingChannel(flaky, confirms=confirms)
+    outbox._channel = channel  # drive passes by hand
+    try:
+        async with db.session() as session:
+            rows = [outbox.add(session, room, text)[0] for room, text in
+                    [("grid-01", "第一条"), ("grid-02", "第二条"), ("grid-01", "第三条")]]
+        ids = [row.id for row in rows]
+
+        with contextlib.suppress(*DB_TROUBLE):
+            await outbox.send_due()
+        assert "sending" not in (await _statuses(db)).values()
+
+        await outbox.send_due()
+        assert channel.texts("grid-01") == ["第一条", "第三条"]  # none lost, order kept
+        assert channel.texts("grid-02") == ["第二条"]
+        assert await _statuses(db) == dict.fromkeys(ids, "sent")
+        assert await outbox.pending_count() == 0
+    finally:
+        await db.close()
+
+
+async def test_a_row_cancelled_before_the_channel_saw_it_goes_back_to_pending(
+        tmp_path, clock):
+    # stop() cancels a worker that does not finish in time: the row it was pacing
+    # had not reached the channel, so it is not "in doubt" at the next start
+    url = database_url_for(tmp_path)
+    await upgrade(url)
+    db = Database(url)
+    pacing = asyncio.Event()
+
+    async def sleep(_seconds: float) -> None:
+        pacing.set()
+        await asyncio.Event().wait()  # a wait stop() gives up on
+
+    config = OutboxConfig(room_interval_seconds=60, global_interval_seconds=0)
+    outbox = Outbox(db, clock, config, sleep=sleep)
+    channel = RecordingChannel()
+    channel.delivered = None  # type: ignore[assignment,method-assign]
+    outbox._channel = channel
+    try:
+        async with db.session() as session:
+            first, second = (outbox.add(session, "grid-01", text)[0]
+                             for text in ("第一条", "第二条"))
+        task = asyncio.create_task(outbox.send_due())
+        await pacing.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+        assert channel.texts() == ["第一条"]
+        assert await _statuses(db) == {first.id: "sent", second.id: "pending"}
+    finally:
+        await db.close()
