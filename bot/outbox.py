@@ -157,10 +157,12 @@ class Outbox:
             verdict = {UNSURE: ids}
         async with self.db.session() as session:
             for status, chosen in verdict.items():
-                if chosen:
-                    await session.execute(
-                        update(OutboundMessage).where(OutboundMessage.id.in_(chosen))
-                        .values(status=status))
+                if chosen:  # only rows still ``sending``: another process may finish one
+                    moved = set(await session.scalars(
+                        update(OutboundMessage).where(OutboundMessage.id.in_(chosen),
+                                                      OutboundMessage.status == SENDING)
+                        .values(status=status).returning(OutboundMessage.id)))
+                    verdict[status] = [i for i in chosen if i in moved]
             if verdict.get(UNSURE):
                 self.add(session, self.staff_room, unsure_notice(verdict[UNSURE]),
                          source="system:outbox")

@@ -132,3 +132,40 @@ async def test_a_row_cancelled_before_the_channel_saw_it_goes_back_to_pending(
         assert await _statuses(db) == {first.id: "sent", second.id: "pending"}
     finally:
         await db.close()
+
+
+async def test_settling_never_undoes_a_row_another_process_marked_sent(tmp_path, clock):
+    # one account, two processes: this one restarts while the other is finishing a
+    # send of a shared row; its "sent" mark lands while this one asks its channel
+    url = database_url_for(tmp_path)
+    await upgrade(url)
+    db = Database(url)
+    plain = OutboxConfig(room_interval_seconds=0, global_interval_seconds=0)
+    restarting, other = Outbox(db, clock, plain), Outbox(db, clock, plain)
+    (row,) = await _queue_one(db, other, "【通知】周六上午停水")
+    (claimed,) = await other._claim([row])
+    other_channel = RecordingChannel()
+    other._channel = other_channel
+
+    class Asking(RecordingChannel):
+        async def delivered(self, outbox_ids: list[int]) -> set[int]:
+            platform_id, _ = await other._send_one(claimed)
+            await other._mark([(claimed, platform_id)], [])
+            return await super().delivered(outbox_ids)  # not by this process's channel
+
+    channel = Asking()
+    restarting._channel = channel
+    try:
+        await restarting.settle_in_doubt()
+        await restarting.send_due()
+
+        assert other_channel.texts() == ["【通知】周六上午停水"]
+        assert channel.texts() == []  # not a second time
+        assert await _statuses(db) == {row.id: "sent"}
+    finally:
+        await db.close()
+
+
+async def _queue_one(db: Database, outbox: Outbox, text: str) -> list[OutboundMessage]:
+    async with db.session() as session:
+        return outbox.add(session, "grid-01", text)
