@@ -195,9 +195,12 @@ class Outbox:
                 pass
         self._task = None
         try:
+            if self._unmarked != ([], []):  # a mark the database refused: last try
+                await self._mark([], [])
             left = await self.pending_count()
         except DB_TROUBLE as exc:  # stopping because the database went away
-            log.warning("outbox stopped; pending unknown error=%s", db_reason(exc))
+            log.warning("outbox stopped; pending unknown unmarked=%d error=%s",
+                        len(self._unmarked[0]) + len(self._unmarked[1]), db_reason(exc))
             return
         log.info("outbox stopped pending=%d", left)
 

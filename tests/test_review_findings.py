@@ -169,3 +169,41 @@ async def test_settling_never_undoes_a_row_another_process_marked_sent(tmp_path,
 async def _queue_one(db: Database, outbox: Outbox, text: str) -> list[OutboundMessage]:
     async with db.session() as session:
         return outbox.add(session, "grid-01", text)
+
+
+async def test_a_sent_mark_the_database_refused_is_written_at_stop(tmp_path, clock):
+    # the "sent" mark failed on a passing database fault and the bot is stopped
+    # before the worker's next pass: the row must not look cut off at the next start
+    url = database_url_for(tmp_path)
+    await upgrade(url)
+    db = Database(url)
+    flaky = FlakyDatabase(db)
+    retrying = asyncio.Event()
+
+    async def sleep(_seconds: float) -> None:  # the worker's pause after a failed pass
+        retrying.set()
+        while not outbox._stopping:
+            await asyncio.sleep(0.01)
+
+    outbox = Outbox(flaky, clock,  # type: ignore[arg-type]
+                    OutboxConfig(room_interval_seconds=0, global_interval_seconds=0),
+                    sleep=sleep)
+    channel = RecordingChannel()
+    channel.delivered = None  # type: ignore[assignment,method-assign]
+    send = channel.send
+
+    async def send_then_fail_the_mark(message: OutgoingMessage) -> str | None:
+        flaky.fail_next = 1
+        return await send(message)
+
+    channel.send = send_then_fail_the_mark  # type: ignore[method-assign]
+    try:
+        (row,) = await _queue_one(db, outbox, "【通知】周六上午停水")
+        await outbox.start(channel)
+        await retrying.wait()
+        await outbox.stop()
+
+        assert channel.texts() == ["【通知】周六上午停水"]
+        assert await _statuses(db) == {row.id: "sent"}
+    finally:
+        await db.close()
