@@ -1,4 +1,4 @@
-"""Regressions found by review: rows stuck ``sending`` while the process keeps running.
+"""Outbox faults: no row stuck ``sending`` while the process keeps running.
 
 Only a send the channel has not answered may stay ``sending`` (a crash then leaves it
 to ``settle_in_doubt``); a row the channel refused or never saw goes back to pending.
