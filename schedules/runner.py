@@ -17,6 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.context import Services
+from bot.db_trouble import DB_TROUBLE, db_reason
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,13 @@ async def tick(services: Services) -> None:
                 try:
                     async with session.begin_nested():
                         await job(services, session)
+                except DB_TROUBLE:
+                    raise  # the transaction is gone: the jobs after it would fail too
                 except Exception:  # noqa: BLE001 - one failing job must not stop the others
                     log.exception("tick job failed job=%s", getattr(job, "__name__", job))
+    except DB_TROUBLE as exc:  # the next tick tries again
+        log.error("tick skipped: database unavailable error=%s", db_reason(exc))
+        return
     except Exception:  # noqa: BLE001 - the next tick tries again
         log.exception("tick could not commit jobs=%d", len(jobs))
         return

@@ -90,3 +90,24 @@ async def test_a_failing_tick_job_is_rolled_back_alone(app, clock, channel):
         stored = await session.scalar(select(func.count()).select_from(OutboundMessage))
         status = await session.scalar(select(Reminder.status))
     assert stored == 1 and status == "sent"
+
+
+async def test_a_tick_stops_at_the_first_database_failure(app, caplog):
+    from sqlalchemy.exc import OperationalError
+
+    from schedules.runner import tick
+
+    ran: list[str] = []
+
+    async def gone(services, session):  # type: ignore[no-untyped-def]
+        ran.append("gone")
+        raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+
+    async def after(services, session):  # type: ignore[no-untyped-def]
+        ran.append("after")
+
+    app.services.extras["tick_jobs"][:0] = [gone, after]
+    await tick(app.services)
+    assert ran == ["gone"]
+    assert "tick skipped: database unavailable" in caplog.text
+    assert "tick job failed" not in caplog.text
