@@ -103,10 +103,15 @@ class Outbox:
     def add(self, session: AsyncSession, room_id: str, text: str = "", *,
             mention_ids: Iterable[str] = (), mention_names: Iterable[str] = (),
             image_path: str | Path = "", source: str = "",
-            not_before: datetime | None = None) -> list[OutboundMessage]:
-        """Queue a message inside the caller's transaction; long texts become parts."""
+            not_before: datetime | None = None,
+            account: str | None = None) -> list[OutboundMessage]:
+        """Queue a message inside the caller's transaction; long texts become parts.
+
+        ``account`` names the bot account that must send it; by default the room's.
+        """
         now = self.clock.now()
-        account = self._route(room_id) if self._route is not None else ""
+        if account is None:
+            account = self._route(room_id) if self._route is not None else ""
         rows = []
         parts = split_text(text, self.config.max_chars) if text else [""]
         for index, part in enumerate(parts):

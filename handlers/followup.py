@@ -194,6 +194,8 @@ def _ask(
     room = row.room_id or row.member_id
     mentions = [row.member_id] if row.room_id else []
     names = [petition.reporter_name] if row.room_id else []
+    # asked in private: through the account of the reporter's grid, when one is named
+    grid = None if row.room_id else services.config.grid(petition.grid_id or "")
     services.outbox.add(
         session,
         room,
@@ -201,6 +203,7 @@ def _ask(
         mention_ids=mentions,
         mention_names=names,
         source=f"followup:{row.id}:{row.attempts}",
+        account=grid.account if grid is not None and grid.account else None,
     )
 
 

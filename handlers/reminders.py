@@ -66,6 +66,7 @@ async def handle_request(ctx: MessageContext) -> None:
         target_names=names, content=_content(parsed.rest), due_at=parsed.when,
         recurrence=parsed.recurrence.to_json() if parsed.recurrence else None,
         personal_time=not everyone, status=status, created_at=ctx.now,
+        account=config.account_for_room(ctx.room_id),
     )
     ctx.session.add(reminder)
     await ctx.session.flush()

@@ -232,6 +232,8 @@ class Reminder(Base):
     sent_count: Mapped[int] = mapped_column(Integer, default=0)
     rollcall_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     rollcall_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the bot account it was asked of: a private chat's reminder goes back through it
+    account: Mapped[str] = mapped_column(String(128), default="", server_default="")
 
 
 class RollcallAnswer(Base):

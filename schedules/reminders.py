@@ -55,10 +55,14 @@ async def fire_due_reminders(services: Services, session: AsyncSession | None = 
             prefix = "通知" if reminder.kind == "notice" else "提醒"
             text = f"【{prefix}】{reminder.content}{mark}"
             for room_id in reminder.room_ids or []:
+                # a grid's group is posted to by its account; a private chat's reminder
+                # by the account it was asked of
+                private = reminder.account and config.grid_for_room(room_id) is None
                 services.outbox.add(session, room_id, text,
                                     mention_ids=reminder.target_ids or [],
                                     mention_names=reminder.target_names or [],
-                                    source=f"reminder:{reminder.id}")
+                                    source=f"reminder:{reminder.id}",
+                                    account=reminder.account if private else None)
             reminder.last_sent_at = now
             reminder.sent_count += 1
             sent += 1

@@ -191,3 +191,40 @@ async def test_each_account_sends_the_rows_of_its_own_groups(tmp_path, clock, co
         assert config.account_for_room("grid-01") == ""  # one account: any process sends
     finally:
         await db.close()
+
+
+async def test_a_private_reminder_goes_back_through_the_account_it_was_asked_of(
+        tmp_path, clock, config):
+    from datetime import timedelta
+
+    from bot.config import GridConfig
+    from schedules.reminders import fire_due_reminders
+
+    grids = (GridConfig("grid-01", "1网格", "room-01", account="wxid_bot_a"),
+             GridConfig("grid-02", "2网格", "room-02", account="wxid_bot_b"))
+    leader_config = replace(config, grids=grids,
+                            community=replace(config.community, bot_id="wxid_bot_a"))
+    asked_config = replace(leader_config,
+                           community=replace(config.community, bot_id="wxid_bot_b"))
+    asked = App(asked_config, channel=RecordingChannel(), clock=clock, web_enabled=False,
+                scheduler_enabled=False)
+    await asked.start()
+    try:  # a resident asks account b, in a private chat
+        ask = make_message("半小时后提醒我关火", room=None, at=clock.now(),
+                           sender="wxid_resident_007", name="周阿姨")
+        assert await asked.pipeline.deliver(ask) == "reminder:set"
+    finally:
+        await asked.stop()
+
+    leader = App(leader_config, channel=RecordingChannel(), clock=clock, web_enabled=False,
+                 scheduler_enabled=False)
+    await leader.start()
+    try:  # the leader (account a) runs the scheduled jobs
+        clock.advance(timedelta(minutes=31))
+        assert await fire_due_reminders(leader.services) == 1
+        async with leader.services.db.session() as session:
+            row = await session.scalar(select(OutboundMessage).where(
+                OutboundMessage.source.like("reminder:%")))
+        assert row.room_id == "wxid_resident_007" and row.account == "wxid_bot_b"
+    finally:
+        await leader.stop()
