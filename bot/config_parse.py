@@ -142,6 +142,11 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
         problems.append("community.office_open: must be earlier than office_close")
 
     grids = _parse_grids(root.get("grids", list, None), problems)
+    accounts = {grid.account for grid in grids if grid.account}
+    if accounts and community.bot_id not in accounts and all(g.account for g in grids):
+        problems.append(f"community.bot_id: {community.bot_id!r} is the account of no grid "
+                        f"(grids name {', '.join(sorted(accounts))}); this process would "
+                        "serve no group")
     staff = _parse_staff(root.get("staff", list, None), problems, {g.id for g in grids})
     categories = _parse_categories(root.get("categories", list, None), problems)
 

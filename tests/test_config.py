@@ -64,6 +64,7 @@ def test_token_without_endpoint_is_an_error(monkeypatch):
 def test_grids_may_name_the_bot_account_in_their_group(tmp_path):
     path = tmp_path / "bot.toml"
     path.write_text(
+        '[community]\nbot_id = "wxid_bot_a"\n'
         '[[grids]]\nid = "g1"\nroom_id = "r1@chatroom"\naccount = "wxid_bot_a"\n'
         '[[grids]]\nid = "g2"\nroom_topic = "2网格群"\naccount = "wxid_bot_b"\n',
         encoding="utf-8")
@@ -79,3 +80,13 @@ def test_grids_may_name_the_bot_account_in_their_group(tmp_path):
     config = load_config(path)
     assert config.account_for_room("r1@chatroom") == "wxid_bot_a"
     assert config.account_for_room("r2@chatroom") == "wxid_bot_b"  # this process's
+
+    path.write_text(  # every grid has an account, and none is this process's
+        '[community]\nbot_id = "wxid_bot_c"\n'
+        '[[grids]]\nid = "g1"\nroom_id = "r1@chatroom"\naccount = "wxid_bot_a"\n',
+        encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        f"{path}: community.bot_id: 'wxid_bot_c' is the account of no grid (grids name "
+        "wxid_bot_a); this process would serve no group"]
