@@ -75,6 +75,21 @@ def split_text(text: str, limit: int) -> list[str]:
     return parts
 
 
+HELD = (UNSURE, "failed")  # rows that wait for staff: unsure after a crash, or given up
+
+
+async def release_held(session: AsyncSession, ids: Iterable[int]) -> list[int]:
+    """Send held or given-up rows again (staff asked to); returns the ids released."""
+    released = list(await session.scalars(
+        update(OutboundMessage)
+        .where(OutboundMessage.id.in_(list(ids)), OutboundMessage.status.in_(HELD))
+        .values(status="pending", not_before=None, attempts=0)
+        .returning(OutboundMessage.id)))
+    if released:
+        log.info("outbox rows released by staff ids=%s", ",".join(map(str, sorted(released))))
+    return sorted(released)
+
+
 class Outbox:
     """Stores outgoing messages and sends them through one channel."""
 

@@ -32,11 +32,13 @@ GET_ENDPOINTS = [
     "/dashboard", "/dashboard/petitions/1", "/dashboard/stats", "/dashboard/honor",
     "/dashboard/honor/picture.png", "/dashboard/reminders", "/dashboard/members",
     "/dashboard/audit", "/dashboard/export/petitions.csv", "/dashboard/export/points.csv",
+    "/dashboard/outbox",
 ]
 POST_ENDPOINTS = [
     "/api/logout", "/api/petitions/1/resolve", "/api/reminders/1/cancel", "/api/notices",
     f"/api/staff/{RESIDENT}", "/dashboard/logout", "/dashboard/petitions/1/resolve",
     "/dashboard/reminders/1/cancel", "/dashboard/notices", f"/dashboard/staff/{RESIDENT}",
+    "/dashboard/outbox/1/resend",
 ]
 
 
@@ -695,3 +697,44 @@ def test_staff_passwd_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     listed = capsys.readouterr().out
     assert re.search(rf"^{ADMIN}\t.*\tpassword$", listed, re.M)
     assert re.search(rf"^{GM_1}\t.*\t-$", listed, re.M)
+
+
+# --- replies waiting for staff ------------------------------------------------------------
+
+
+async def test_staff_resend_held_replies_of_their_own_grids(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    from bot.outbox import UNSURE
+    from models.tables import OutboundMessage
+
+    services = web_app.services
+    assert services is not None
+    async with services.db.session() as session:
+        mine = services.outbox.add(session, "grid-01", "【提醒】周六上午九点<b>停水</b>")[0]
+        other = services.outbox.add(session, "grid-02", "【提醒】二网格的通知")[0]
+    async with services.db.session() as session:
+        for row in (mine, other):
+            (await session.get(OutboundMessage, row.id)).status = UNSURE
+
+    session, csrf = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        page = await (await session.get("/dashboard/outbox")).text()
+        assert f"#{mine.id}" in page and f"#{other.id}" not in page  # grid 1 only
+        assert "&lt;b&gt;停水&lt;/b&gt;" in page and "<b>停水" not in page
+        refused = await session.post(f"/dashboard/outbox/{other.id}/resend",
+                                     data={"_csrf": csrf}, allow_redirects=False)
+        assert refused.status == 404
+        done = await session.post(f"/dashboard/outbox/{mine.id}/resend",
+                                  data={"_csrf": csrf}, allow_redirects=False)
+        assert done.status == 303
+        again = await session.post(f"/dashboard/outbox/{mine.id}/resend",
+                                   data={"_csrf": csrf}, allow_redirects=False)
+        assert again.status == 404  # released once, not twice
+    await drain(web_app)
+    assert channel.texts("grid-01").count("【提醒】周六上午九点<b>停水</b>") == 1
+    assert channel.texts("grid-02") == []
+    async with services.db.session() as session:
+        audit = list(await session.scalars(
+            select(AuditEntry.allowed).where(AuditEntry.action == "outbox:resend")
+            .order_by(AuditEntry.id)))
+    assert audit == [False, True, False]

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.web import api, pages_admin, pages_petitions, pages_stats
+from bot.web import api, pages_admin, pages_outbox, pages_petitions, pages_stats
 from bot.web.auth import (
     AUTH,
     UNSAFE_METHODS,
@@ -55,6 +55,7 @@ def mount(app: web.Application) -> None:
     app.add_routes(pages_petitions.routes)
     app.add_routes(pages_stats.routes)
     app.add_routes(pages_admin.routes)
+    app.add_routes(pages_outbox.routes)
     app.add_routes(api.routes)
 
 

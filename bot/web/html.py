@@ -18,6 +18,7 @@ NAV = (
     ("honor", "/dashboard/honor", "光荣榜"),
     ("reminders", "/dashboard/reminders", "提醒通知"),
     ("members", "/dashboard/members", "成员"),
+    ("outbox", "/dashboard/outbox", "发送异常"),
     ("audit", "/dashboard/audit", "审计"),
 )
 

@@ -1,0 +1,87 @@
+"""发送异常: replies a crash left unconfirmed and sends WeChat kept refusing.
+
+Staff see the rows of their own grids (committee and admins: every row), check in
+the group whether the message came, and resend with one click; the same as ``/补发``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.config import Config
+from bot.outbox import HELD, UNSURE, release_held
+from bot.web import ops
+from bot.web.auth import User, check_csrf, require_user
+from bot.web.html import Safe, hidden_csrf, layout, table
+from bot.web.inputs import read_form
+from bot.web.keys import SERVICES
+from models.tables import AuditEntry, OutboundMessage
+
+routes = web.RouteTableDef()
+
+LIMIT = 200  # rows shown; the oldest first, as they wait longest
+STATUS = {UNSURE: "待核对（重启时可能已发出）", "failed": "发送失败"}
+
+
+def _visible(config: Config, user: User, room_id: str) -> bool:
+    """Rows of the user's grids; rows of other rooms (staff group, private) for all-grid staff."""
+    if user.all_grids:
+        return True
+    grid = config.grid_for_room(room_id)
+    return grid is not None and user.covers(grid.id)
+
+
+async def held_rows(services, user: User) -> list[OutboundMessage]:  # type: ignore[no-untyped-def]
+    """The rows waiting for staff that this user may see."""
+    async with services.db.session() as session:
+        rows = list(await session.scalars(
+            select(OutboundMessage).where(OutboundMessage.status.in_(HELD))
+            .order_by(OutboundMessage.id).limit(LIMIT)))
+    return [r for r in rows if _visible(services.config, user, r.room_id)]
+
+
+@routes.get("/dashboard/outbox")
+async def outbox_page(request: web.Request) -> web.StreamResponse:
+    """发送异常: held and failed replies, each with a resend button."""
+    user = await require_user(request)
+    services = request.app[SERVICES]
+    config = services.config
+    names = dict(ops.rooms_of(config, user))
+    names[config.community.staff_room] = "工作群"
+    rows = await held_rows(services, user)
+    listing = table(
+        ["编号", "群", "内容", "生成时间", "状态", "原因", ""],
+        [[f"#{r.id}", names.get(r.room_id, "私聊"), r.text[:80] + ("…" if len(r.text) > 80 else ""),
+          ops.local_time(config, r.created_at, "%m-%d %H:%M"), STATUS.get(r.status, r.status),
+          r.last_error[:60],
+          Safe(f'<form method="post" action="/dashboard/outbox/{r.id}/resend" class="inline">'
+               f'{hidden_csrf(user.csrf)}<button class="secondary">补发</button></form>')]
+         for r in rows],
+        empty="没有待处理的消息：所有回复都已发出。")
+    intro = Safe('<p class="muted">“待核对”是重启时正在发送、无法确认是否发出的消息：'
+                 "请先看群里有没有，没有再补发。“发送失败”是多次重试仍未发出的消息。</p>")
+    flash = "已安排补发。" if request.query.get("done") == "resend" else ""
+    return layout(request, "发送异常", Safe(intro + listing), active="outbox", user=user,
+                  flash=flash)
+
+
+@routes.post(r"/dashboard/outbox/{number:\d{1,9}}/resend")
+async def resend_row(request: web.Request) -> web.StreamResponse:
+    user = await require_user(request)
+    form = await read_form(request)
+    check_csrf(request, user, form.get("_csrf"))
+    services = request.app[SERVICES]
+    number = int(request.match_info["number"])
+    async with services.db.session() as session:
+        row = await session.get(OutboundMessage, number)
+        allowed = row is not None and _visible(services.config, user, row.room_id)
+        released = await release_held(session, [number]) if allowed else []
+        session.add(AuditEntry(at=services.now(), actor_id=user.member_id,
+                               action="outbox:resend", target=f"outbox:{number}",
+                               allowed=bool(released),
+                               detail="" if released else "not held or not yours"))
+    if not released:
+        raise web.HTTPNotFound(text="没有这条待补发的消息。")
+    services.outbox.wake()
+    raise web.HTTPSeeOther("/dashboard/outbox?done=resend")
