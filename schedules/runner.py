@@ -9,6 +9,8 @@ repeats nor drops them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -34,8 +36,9 @@ async def tick(services: Services) -> None:
     from schedules.reminders import fire_due_reminders
 
     jobs = [fire_due_reminders, *services.extras.get("tick_jobs", [])]
+    lock = services.extras.setdefault("tick_lock", asyncio.Lock())
     try:
-        async with services.db.session() as session:
+        async with lock, services.db.session() as session:  # one tick at a time
             for job in jobs:
                 try:
                     async with session.begin_nested():
@@ -70,6 +73,7 @@ class Scheduler:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self._catching_up: asyncio.Task[None] | None = None
         self.scheduler = AsyncIOScheduler(
             timezone=services.config.tz,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -84,14 +88,19 @@ class Scheduler:
             self.scheduler.add_job(run_clock_job, trigger, args=[self.services, name],
                                    id=f"clock:{name}", replace_existing=True)
         self.scheduler.start()
-        if catch_up:
-            await tick(self.services)
-            for name, job in self.services.extras.get("catch_up_jobs", {}).items():
-                try:
-                    await job(self.services)
-                except Exception:  # noqa: BLE001
-                    log.exception("catch-up job failed name=%s", name)
+        if catch_up:  # in the background: messages are handled meanwhile
+            self._catching_up = asyncio.create_task(self.catch_up(), name="catch-up")
         log.info("scheduler started jobs=%d", len(self.scheduler.get_jobs()))
+
+    async def catch_up(self) -> None:
+        """What fell due while the bot was down: the tick's rows, then missed posts."""
+        await tick(self.services)
+        for name, job in self.services.extras.get("catch_up_jobs", {}).items():
+            try:
+                await job(self.services)
+            except Exception:  # noqa: BLE001
+                log.exception("catch-up job failed name=%s", name)
+        log.info("catch-up finished")
 
     def clock_triggers(self) -> dict[str, CronTrigger]:
         config = self.services.config
@@ -103,4 +112,12 @@ class Scheduler:
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self._catching_up is not None and not self._catching_up.done():
+            try:  # let it finish what it is posting: cut off mid-transaction, SQLite stays locked
+                await asyncio.wait_for(asyncio.shield(self._catching_up), timeout=10.0)
+            except TimeoutError:
+                self._catching_up.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._catching_up
+        self._catching_up = None
         log.info("scheduler stopped")
