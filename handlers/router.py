@@ -89,6 +89,9 @@ class Router:
             reason = "empty" if not text else "a command: handled elsewhere"
             return Classification(Intent.NONE, trace=[reason])
         ev = self._matcher.match(text)
+        if not ev.hits:  # not one lexicon word (most chit-chat): nothing can score
+            ev.trace.append("decision: none (no lexicon word)")
+            return Classification(Intent.NONE, trace=ev.trace)
         if not addressed and ev.has("bot_names"):
             addressed = True
             ev.trace.append("addressed: the bot is named in the text")

@@ -55,7 +55,9 @@ class BotProcess:
             cwd=ROOT,
             stdout=out.open("wb"),
             stderr=err.open("wb"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            # scratch folders of a killed process stay inside the test's own folder
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(folder),
+                 **(env or {})},
         )
         return cls(name, proc, out, err)
 
