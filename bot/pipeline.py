@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time as monotonic
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -65,6 +65,15 @@ HELP_HINT = (
 )
 
 
+def _without_nul(message: IncomingMessage) -> IncomingMessage:
+    """NUL characters mean nothing in a chat, and PostgreSQL cannot store them in text."""
+    fields = ("text", "talker_name", "room_topic")
+    if not any("\x00" in getattr(message, name) for name in fields):
+        return message
+    return replace(message, **{name: getattr(message, name).replace("\x00", "\ufffd")
+                               for name in fields})
+
+
 class Pipeline(SickDatabase):
     """Turns incoming messages into effects and replies."""
 
@@ -104,7 +113,8 @@ class Pipeline(SickDatabase):
         ``before_each`` runs just before a message is handled (replay sets its clock).
         """
         loop = asyncio.get_running_loop()
-        mine = [_Waiting(m, loop.create_future(), before_each) for m in messages]
+        mine = [_Waiting(_without_nul(m), loop.create_future(), before_each)
+                for m in messages]
         self._waiting.extend(mine)
         async with self._lock:
             while self._waiting and not all(w.future.done() for w in mine):

@@ -225,3 +225,14 @@ async def test_a_batch_journals_each_id_once(app, channel, clock):
             select(InboundMessage.message_id).order_by(InboundMessage.id)))
         petitions = await session.scalar(select(func.count()).select_from(Petition))
     assert journal == ["b-1", "b-2", "b-3"] and petitions == 2
+
+
+async def test_nul_characters_are_stored_as_replacement_marks(app, channel, clock):
+    # PostgreSQL refuses NUL in text; a chat never means anything by one
+    message = make_message("3号楼\x00楼道灯坏了", at=clock.now(), name="张\x00阿姨",
+                           message_id="nul-1")
+    assert (await app.pipeline.deliver(message)).startswith("petition")
+    async with app.services.db.session() as session:
+        stored = await session.scalar(select(InboundMessage.text))
+        petition = await session.scalar(select(Petition))
+    assert stored == "3号楼\ufffd楼道灯坏了" and petition is not None
