@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import IncomingMessage
@@ -193,8 +192,6 @@ class Pipeline(SickDatabase):
         ``INSERT … ON CONFLICT DO NOTHING RETURNING`` on the journal table itself (no
         ORM objects): the ids it returns are the messages that are new.
         """
-        if len(messages) == 1:
-            return [await self._journal(messages[0])]
         values: dict[str, dict[str, object]] = {}
         for message in messages:
             values.setdefault(message.message_id, self._journal_values(message))
@@ -323,19 +320,12 @@ class Pipeline(SickDatabase):
             "status": "pending", "outcome": "",
         }
 
-    def _journal_row(self, message: IncomingMessage) -> InboundMessage:
-        return InboundMessage(**self._journal_values(message))
-
     async def _journal(self, message: IncomingMessage) -> int | None:
-        services = self.services
-        row = self._journal_row(message)
-        try:
-            async with services.db.session() as session:
-                session.add(row)
-        except IntegrityError:
+        """Journal one message; ``None`` when its id was journalled before."""
+        journal_id = (await self._journal_batch([message]))[0]
+        if journal_id is None:
             log.debug("duplicate message ignored message_id=%s", message.message_id)
-            return None
-        return row.id
+        return journal_id
 
     async def _process(self, journal_id: int, message: IncomingMessage,
                        resumed: bool = False, retry: bool = False) -> str:
