@@ -27,26 +27,27 @@ def score_praise(
         return PraiseScore()
     trace = ev.trace
     score = sum(h.entry.praise for h in cues)
-    trace.append("praise " + " ".join(f"+{h.entry.praise:.1f} {h.word}" for h in cues))
+    if trace.on:
+        trace.add("praise " + " ".join(f"+{h.entry.praise:.1f} {h.word}" for h in cues))
 
     targets = ext.targets(text)
     if targets:
         score += 1.5
-        trace.append(f"praise +1.50 target {','.join(targets)}")
+        trace.add("praise +1.50 target {}", ",".join(targets))
     if ev.has("praise_acts"):
         score += 1.0
-        trace.append("praise +1.00 a deed is named")
+        trace.add("praise +1.00 a deed is named")
     negative = ev.words("praise_negative")
     if negative:
         score -= 4.0
-        trace.append(f"praise -4.00 thanks that are not praise ({negative[0].word})")
+        trace.add("praise -4.00 thanks that are not praise ({})", negative[0].word)
     if petition >= thr["petition"] - 1 and ev.has("sarcasm"):
-        trace.append("praise cancelled: thanks next to a complaint (sarcasm)")
+        trace.add("praise cancelled: thanks next to a complaint (sarcasm)")
         return PraiseScore(0.0, targets)
     if not targets:
         # Praise needs somebody to praise; thanks to the bot or to nobody is none.
         score = min(score, thr["addressed"] - 0.5)
-        trace.append("praise capped: nobody named")
+        trace.add("praise capped: nobody named")
 
     # A named helper, a deed and the thanks itself: the trouble told is the
     # story of the help, unless a "but" brings the complaint back after it.
@@ -60,7 +61,7 @@ def score_praise(
         and not negative
     )
     if for_help:
-        trace.append("praise: thanks for help received outweighs the trouble told")
+        trace.add("praise: thanks for help received outweighs the trouble told")
     reason = ext.praise_reason(text, [h.word for h in cues] + targets)
     return PraiseScore(score, targets, reason, for_help)
 
@@ -74,9 +75,10 @@ def score_reminder(
         return 0.0, ""
     trace = ev.trace
     score = sum(h.entry.reminder for h in cues)
-    trace.append(
-        "reminder " + " ".join(f"{h.entry.reminder:+.1f} {h.word}" for h in cues)
-    )
+    if trace.on:
+        trace.add(
+            "reminder " + " ".join(f"{h.entry.reminder:+.1f} {h.word}" for h in cues)
+        )
     positive = [h for h in cues if h.entry.reminder > 0]
     if not positive:
         return score, ""
@@ -86,22 +88,22 @@ def score_reminder(
     time_pos += [m.start() for m in TIME.finditer(text)]
     if not time_pos:
         score -= 2.0
-        trace.append("reminder -2.00 no time given")
+        trace.add("reminder -2.00 no time given")
     elif min(time_pos) < cue.pos:
         score += 2.0
-        trace.append("reminder +2.00 time before the request")
+        trace.add("reminder +2.00 time before the request")
     else:
         score += 1.0
-        trace.append("reminder +1.00 time after the request")
+        trace.add("reminder +1.00 time after the request")
     if ev.has("past"):
         score -= 3.0
-        trace.append("reminder -3.00 speaks of the past")
+        trace.add("reminder -3.00 speaks of the past")
     if ev.has("notice") and not addressed:
         score -= 2.0
-        trace.append("reminder -2.00 a notice, not a request")
+        trace.add("reminder -2.00 a notice, not a request")
     if not addressed and max(h.entry.reminder for h in positive) < 2.5:
         score = min(score, thr["reminder"] - 0.5)
-        trace.append("reminder capped: only a weak cue (叫我) in a group")
+        trace.add("reminder capped: only a weak cue (叫我) in a group")
 
     reason = text[cue.pos + len(cue.word) :].strip(" ,，。!！:：")
     return score, reason[:80]

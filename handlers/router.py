@@ -20,7 +20,7 @@ from bot.normalize import NormalizedText
 from handlers.extract import Extractor
 from handlers.intent_scores import score_praise, score_reminder
 from handlers.intents import Classification, Intent
-from handlers.matching import Evidence, Hit, Matcher, default_cache_dir
+from handlers.matching import Evidence, Hit, Matcher, Trace, default_cache_dir
 from handlers.rules import (
     BUILTIN_LEXICON,
     Lexicon,
@@ -81,25 +81,29 @@ class Router:
         return self._matcher.tokens(text)
 
     def classify(
-        self, norm: NormalizedText, *, addressed: bool = False
+        self, norm: NormalizedText, *, addressed: bool = False, explain: bool = False
     ) -> Classification:
-        """Decide the intent of one normalised message."""
+        """Decide the intent of one normalised message.
+
+        With ``explain`` the result's ``trace`` lists every rule that fired; without
+        it (the pipeline) the trace stays empty and costs nothing.
+        """
         text = norm.text
         if not text or text.startswith("/"):
             reason = "empty" if not text else "a command: handled elsewhere"
-            return Classification(Intent.NONE, trace=[reason])
-        ev = self._matcher.match(text)
+            return Classification(Intent.NONE, trace=[reason] if explain else [])
+        ev = self._matcher.match(text, explain=explain)
         if not ev.hits:  # not one lexicon word (most chit-chat): nothing can score
-            ev.trace.append("decision: none (no lexicon word)")
-            return Classification(Intent.NONE, trace=ev.trace)
+            ev.trace.add("decision: none (no lexicon word)")
+            return Classification(Intent.NONE, trace=ev.trace.lines)
         if not addressed and ev.has("bot_names"):
             addressed = True
-            ev.trace.append("addressed: the bot is named in the text")
+            ev.trace.add("addressed: the bot is named in the text")
         return self._decide(text, ev, addressed)
 
     def explain(self, norm: NormalizedText, *, addressed: bool = False) -> str:
         """A readable trace of the rules that fired for one message."""
-        result = self.classify(norm, addressed=addressed)
+        result = self.classify(norm, addressed=addressed, explain=True)
         lines = [f"text: {norm.text}"]
         if norm.text and not norm.text.startswith("/"):
             lines.append("tokens: " + " / ".join(self.tokens(norm.text)))
@@ -124,7 +128,7 @@ class Router:
         urgent = self._urgent(ev)
         if urgent:
             petition += 3.0
-            trace.append("urgent matter: petition +3")
+            trace.add("urgent matter: petition +3")
 
         best_topic = max(topics, key=topics.__getitem__) if topics else None
         petition = self._adjust_petition(text, ev, petition, problem_last, best_topic)
@@ -136,9 +140,10 @@ class Router:
             Intent.PRAISE: praise.score,
             Intent.REMINDER: reminder,
         }
-        trace.append(
-            "scores: " + " ".join(f"{k.value}={v:.2f}" for k, v in scores.items())
-        )
+        if trace.on:
+            trace.add(
+                "scores: " + " ".join(f"{k.value}={v:.2f}" for k, v in scores.items())
+            )
         intent, score = self._pick(scores, praise.for_help)
         bar = (
             thr["addressed"]
@@ -148,15 +153,18 @@ class Router:
             else 0
         )
         if intent == Intent.NONE or score < min(thr["addressed"], bar):
-            trace.append("decision: none (no intent reached the bar)")
-            return Classification(Intent.NONE, score=max(score, 0.0), trace=trace)
+            trace.add("decision: none (no intent reached the bar)")
+            return Classification(Intent.NONE, score=max(score, 0.0), trace=trace.lines)
 
         confident = score >= bar
-        trace.append(
-            f"decision: {intent.value} {score:.2f} {'>=' if confident else '<'} {bar:.2f}"
-            + (" (addressed)" if addressed else "")
+        trace.add(
+            "decision: {} {:.2f} {} {:.2f}{}",
+            intent.value, score, ">=" if confident else "<", bar,
+            " (addressed)" if addressed else "",
+        )  # fmt: skip
+        result = Classification(
+            intent, score=score, confident=confident, trace=trace.lines
         )
-        result = Classification(intent, score=score, confident=confident, trace=trace)
         if intent == Intent.PETITION:
             result.category = self._category(topics, trace)
             result.urgent = urgent
@@ -203,11 +211,11 @@ class Router:
                 if "solved" in e.flags:
                     score += 2.0
                     last = max(last, hit.pos)
-                    ev.trace.append(f"petition +2.00 not solved yet: {hit.word}")
+                    ev.trace.add("petition +2.00 not solved yet: {}", hit.word)
                 continue
             if e.petition:
                 score += e.petition
-                ev.trace.append(f"petition {e.petition:+.2f} {hit.word}")
+                ev.trace.add("petition {:+.2f} {}", e.petition, hit.word)
                 if e.petition > 0:
                     keywords.append(hit.word)
                 if e.petition >= 1.0:
@@ -220,14 +228,15 @@ class Router:
             place = self._extract.place(ev.text)
             if place:
                 score += self.thr["place_support"]
-                ev.trace.append(
-                    f"petition {self.thr['place_support']:+.2f} a place is named ({place})"
-                )
+                ev.trace.add(
+                    "petition {:+.2f} a place is named ({})",
+                    self.thr["place_support"], place,
+                )  # fmt: skip
         if topics:
             best = max(topics.values())
             support = min(best * self.thr["topic_factor"], self.thr["topic_cap"])
             score += support
-            ev.trace.append(f"petition {support:+.2f} topic support")
+            ev.trace.add("petition {:+.2f} topic support", support)
         return score, last, topics, keywords
 
     def _adjust_petition(
@@ -253,26 +262,27 @@ class Router:
         closed = bool(solved) and max(h.pos for h in solved) > problem_last
         if closed:
             score -= thr["solved_penalty"]
-            trace.append(
-                f"already solved ({solved[-1].word}): petition -{thr['solved_penalty']:.1f}"
-            )
+            trace.add(
+                "already solved ({}): petition -{:.1f}",
+                solved[-1].word, thr["solved_penalty"],
+            )  # fmt: skip
         dismiss = [h for h in ev.words("dismiss") if not h.negated]
         if dismiss and not closed:
             score -= thr["solved_penalty"]
-            trace.append(
-                f"no longer needed ({dismiss[0].word}): petition -{thr['solved_penalty']:.1f}"
-            )
+            trace.add(
+                "no longer needed ({}): petition -{:.1f}",
+                dismiss[0].word, thr["solved_penalty"],
+            )  # fmt: skip
         handling = [h for h in ev.words("handling") if not h.negated]
         if handling:
             score -= thr["handling_penalty"]
-            trace.append(
-                f"staff handling it ({handling[0].word}): petition -{thr['handling_penalty']:.1f}"
-            )
+            trace.add(
+                "staff handling it ({}): petition -{:.1f}",
+                handling[0].word, thr["handling_penalty"],
+            )  # fmt: skip
         if ev.has("notice"):
             score -= thr["notice_penalty"]
-            trace.append(
-                f"a notice to residents: petition -{thr['notice_penalty']:.1f}"
-            )
+            trace.add("a notice to residents: petition -{:.1f}", thr["notice_penalty"])
 
         question = self._question_kind(text, ev)
         if question:
@@ -283,14 +293,14 @@ class Router:
             consult = topics_best == "办事"
             if ev.has("neighbour_question") and not strong_self:
                 score *= thr["neighbour_question_factor"]
-                trace.append("a question among neighbours: petition damped")
+                trace.add("a question among neighbours: petition damped")
             elif consult or ev.has("request") or ev.has("complaint"):
                 pass  # a consultation, a request or a complaint put as a question
             elif (question == "genuine" and not strong_self) or (
                 question == "?" and not weak_self
             ):
                 score *= thr["question_factor"]
-                trace.append("a question, not a report: petition damped")
+                trace.add("a question, not a report: petition damped")
         return score
 
     def _after_future(self, ev: Evidence, hit: Hit) -> bool:
@@ -312,17 +322,17 @@ class Router:
 
     def _urgent(self, ev: Evidence) -> bool:
         if any(not h.negated for h in ev.words("urgent")):
-            ev.trace.append("urgent: " + ",".join(h.word for h in ev.words("urgent")))
+            ev.trace.add("urgent: {}", ",".join(h.word for h in ev.words("urgent")))
             return True
         elderly = ev.words("urgent_elderly")
         if elderly and ev.words("elderly") and any(not h.negated for h in elderly):
-            ev.trace.append("urgent: elderly person " + elderly[0].word)
+            ev.trace.add("urgent: elderly person {}", elderly[0].word)
             return True
         return False
 
-    def _category(self, topics: dict[str, float], trace: list[str]) -> str:
+    def _category(self, topics: dict[str, float], trace: Trace) -> str:
         if not topics:
-            trace.append(f"category: {FALLBACK_CATEGORY} (no topic word)")
+            trace.add("category: {} (no topic word)", FALLBACK_CATEGORY)
             return (
                 FALLBACK_CATEGORY
                 if FALLBACK_CATEGORY in self.categories
@@ -332,10 +342,7 @@ class Router:
         best = max(
             topics.items(), key=lambda kv: (kv[1], -self.categories.index(kv[0]))
         )
-        trace.append(
-            "category: "
-            + ", ".join(
-                f"{k}={v:.1f}" for k, v in sorted(topics.items(), key=lambda kv: -kv[1])
-            )
-        )
+        if trace.on:
+            ranked = sorted(topics.items(), key=lambda kv: -kv[1])
+            trace.add("category: " + ", ".join(f"{k}={v:.1f}" for k, v in ranked))
         return best[0]

@@ -11,6 +11,8 @@ from pathlib import Path
 import jieba
 import jieba.finalseg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.normalize import normalize
 from handlers import evaluation
@@ -352,6 +354,82 @@ def test_explain_names_the_rules(router: Router) -> None:
     text = router.explain(normalize("3号楼楼道灯坏了好几天了"))
     assert "坏了" in text and "petition" in text and "category" in text
     assert "tokens:" in text
+
+
+def test_the_trace_is_written_only_when_explaining(router: Router) -> None:
+    for text in ("3号楼楼道灯坏了好几天了", "谢谢王师傅帮忙修水管", "今天真冷啊"):
+        quiet = route(router, text)
+        told = router.classify(normalize(text, [BOT]), explain=True)
+        assert quiet.trace == [] and told.trace
+        assert quiet.as_dict() == told.as_dict()
+
+
+# --- the matcher against a plain forward-maximum-matching reference --------------
+
+
+def _reference_hits(router: Router, text: str) -> list[tuple[int, str]]:
+    """The lexicon words of ``text`` found the slow, obvious way: at each place the
+    longest word that starts there; a single character only where the tokenizer cut
+    it alone or where it is a negation."""
+    matcher = router._matcher
+    entries, anywhere = matcher.entries, matcher._anywhere
+    single, offset = set(), 0
+    for tok in router.tokens(text):
+        offset = text.find(tok, offset)
+        if offset < 0:
+            break
+        if len(tok) == 1:
+            single.add(offset)
+        offset += len(tok)
+    longest = max(map(len, entries))
+    found, i = [], 0
+    while i < len(text):
+        best = None
+        for k in range(min(len(text), i + longest), i, -1):
+            piece = text[i:k]
+            if piece in entries and (k - i > 1 or i in single or piece in anywhere):
+                best = piece
+                break
+        if best is None:
+            i += 1
+        else:
+            found.append((i, best))
+            i += len(best)
+    return found
+
+
+def _matched(router: Router, text: str) -> list[tuple[int, str]]:
+    return [(h.pos, h.word) for h in router._matcher.match(text).hits]
+
+
+def test_matcher_agrees_with_the_reference_on_the_devset(router: Router) -> None:
+    rows = evaluation.load_tsv(Path(__file__).parent / "data" / "devset.tsv")
+    texts = [normalize(r.text, [BOT]).text for r in rows]
+    with_hits = 0
+    for text in texts:
+        expected = _reference_hits(router, text)
+        assert _matched(router, text) == expected, text
+        with_hits += bool(expected)
+    assert with_hits > len(texts) // 2  # the comparison saw real matches
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_matcher_agrees_with_the_reference_on_mixed_text(
+    router: Router, data: st.DataObject
+) -> None:
+    words = sorted(router._matcher.entries)
+    piece = st.one_of(
+        st.sampled_from(words),
+        st.sampled_from(list("的了楼灯修坏不没我是🙂😀a1 ，。？")),
+        st.text(min_size=1, max_size=3),
+    )
+    text = "".join(data.draw(st.lists(piece, max_size=12)))
+    assert _matched(router, text) == _reference_hits(router, text)
 
 
 # --- lexicon files ---------------------------------------------------------------
