@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # Advisory lock keys: any fixed 64-bit numbers, the same in every process.
 LEADER_KEY = 0x5A48_4C01  # "ZHL" scheduler leader
 STARTUP_KEY = 0x5A48_4C02  # migrations and seeding
+TICK_KEY = 0x5A48_4C03  # one scheduler tick at a time (schedules/runner.py)
 
 OnChange = Callable[[], Awaitable[None]]
 

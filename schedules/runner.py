@@ -18,8 +18,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.context import Services
 from bot.db_trouble import DB_TROUBLE, db_reason
+from bot.leader import TICK_KEY
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,9 @@ async def tick(services: Services) -> None:
     lock = services.extras.setdefault("tick_lock", asyncio.Lock())
     try:
         async with lock, services.db.session() as session:  # one tick at a time
+            if not await _tick_is_ours(session):
+                log.info("tick skipped: another process is running one")
+                return
             for job in jobs:
                 try:
                     async with session.begin_nested():
@@ -54,6 +61,22 @@ async def tick(services: Services) -> None:
         log.exception("tick could not commit jobs=%d", len(jobs))
         return
     services.outbox.wake()  # what the jobs queued is committed now
+
+
+async def _tick_is_ours(session: AsyncSession) -> bool:
+    """Only one process of a database ticks at a time, leader or not.
+
+    Only the leader ticks, but a leader that lost its lock without noticing may
+    tick a few seconds more beside the new one; two ticks reading the same due
+    reminder would post it twice. On PostgreSQL the tick's transaction takes an
+    advisory lock first (released at commit), and the other process skips its
+    tick. SQLite needs nothing: every transaction there starts with ``BEGIN
+    IMMEDIATE``, so the second tick waits and then sees what the first one did.
+    """
+    if session.bind.dialect.name != "postgresql":
+        return True
+    return bool(await session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": TICK_KEY}))
 
 
 async def run_clock_job(services: Services, name: str) -> None:

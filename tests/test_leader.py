@@ -109,3 +109,45 @@ async def test_two_processes_post_a_reminder_once_and_hand_over(tmp_path: Path):
         for bot in bots:
             bot.kill()
         await db.close()
+
+
+async def test_two_overlapping_ticks_post_a_due_reminder_once(config, clock):
+    """A leader that lost its lock without noticing ticks beside the new leader:
+    the due reminder still goes out once, on SQLite and on PostgreSQL."""
+    import asyncio
+
+    from bot.app import App
+    from schedules.runner import tick
+    from tests.fakes import RecordingChannel
+
+    old = App(config, channel=RecordingChannel(), clock=clock, web_enabled=False,
+              scheduler_enabled=False)
+    new = App(config, channel=RecordingChannel(), clock=clock, web_enabled=False,
+              scheduler_enabled=False)
+    await old.start()
+    await new.start()
+    try:
+        async with old.services.db.session() as session:
+            reminder = Reminder(creator_id="wxid_gm_zhao", room_ids=["grid-01"],
+                                content="交取暖费", due_at=clock.now(), personal_time=True,
+                                created_at=clock.now())
+            session.add(reminder)
+        queued, release = asyncio.Event(), asyncio.Event()
+
+        async def hold_the_tick_open(services, session):  # the old leader, mid-tick
+            queued.set()
+            await release.wait()
+
+        old.services.extras["tick_jobs"] = [hold_the_tick_open]
+        new.services.extras["tick_jobs"] = []
+        first = asyncio.create_task(tick(old.services))
+        await asyncio.wait_for(queued.wait(), 10)  # the reminder is queued, not committed
+        second = asyncio.create_task(tick(new.services))
+        await asyncio.sleep(0.5)  # the new leader's tick meets the old one's
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, second), 30)
+        await tick(new.services)  # and later ticks find nothing left to send
+        assert await posts_of(new.services.db, reminder.id) == 1
+    finally:
+        await new.stop()
+        await old.stop()
