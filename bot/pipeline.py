@@ -378,8 +378,10 @@ class Pipeline(SickDatabase):
         config = services.config
         grid = config.grid_for_room(message.room_id, message.room_topic)
         bot_id = config.community.bot_id
-        others = [n for i, n in zip(message.mention_ids, message.mention_names) if i != bot_id]
-        names = [n for i, n in zip(message.mention_ids, message.mention_names) if i == bot_id]
+        # names beyond the ids (a mention the channel could not resolve) are kept below
+        mentions = list(zip(message.mention_ids, message.mention_names, strict=False))
+        others = [n for i, n in mentions if i != bot_id]
+        names = [n for i, n in mentions if i == bot_id]
         names += list(message.mention_names[len(message.mention_ids):])
         if message.mentions_bot:
             names.append(config.community.bot_name)

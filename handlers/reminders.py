@@ -51,7 +51,8 @@ async def handle_request(ctx: MessageContext) -> None:
     bot_id = config.community.bot_id
     others = [(i, n) for i, n in zip(ctx.message.mention_ids,
                                      list(ctx.message.mention_names)
-                                     + [""] * len(ctx.message.mention_ids)) if i != bot_id]
+                                     + [""] * len(ctx.message.mention_ids), strict=False)
+              if i != bot_id]
     status = "pending"
     if everyone:
         if ctx.staff is None:

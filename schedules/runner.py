@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import replace
 from datetime import timedelta
 
@@ -84,7 +85,7 @@ async def test_pacing_measured_on_the_real_loop(tmp_path, clock):
         await outbox.send_due()
     finally:
         await db.close()
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert all(gap >= 0.19 for gap in gaps)
 
 
