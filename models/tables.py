@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -59,6 +60,9 @@ class StaffRole(Base):
     # "dashboard": given by an admin in the dashboard, kept across restarts.
     origin: Mapped[str] = mapped_column(String(16), default="config",
                                         server_default="config")
+    # Dashboard sessions signed before this moment (Unix milliseconds) are refused:
+    # set by logging out and by a new password, so a copied cookie dies with them.
+    sessions_from: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class InboundMessage(Base):

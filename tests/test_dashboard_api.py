@@ -17,7 +17,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.clock import ManualClock
 from bot.config import Config
-from bot.web import auth, ops
+from bot.web import auth, ops, ops_notices
 from models.tables import AuditEntry, Member, Petition, Reminder, StaffRole
 from tests.conftest import ADMIN, COMMITTEE, GM_1, PROPERTY, drain
 from tests.fakes import RecordingChannel, make_message
@@ -244,6 +244,44 @@ async def test_logout_needs_the_token_and_ends_the_session(
     async with session:
         assert (await session.post("/api/logout")).status == 403
         assert (await session.post("/api/logout", headers={"X-CSRF-Token": csrf})).status == 200
+        assert (await session.get("/api/me")).status == 401
+
+
+def _cookie_of(session: aiohttp.ClientSession) -> dict[str, str]:
+    return {auth.COOKIE: session.cookie_jar.filter_cookies(
+        aiohttp.client.URL("http://127.0.0.1/"))[auth.COOKIE].value}
+
+
+async def test_a_copied_cookie_dies_with_the_logout(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    """The server refuses the session after logout, not only the browser forgetting it."""
+    first, _ = await logged_in(web_app, clock, channel, GM_1)
+    other, other_csrf = await logged_in(web_app, clock, channel, GM_1)  # a second device
+    async with first, other:
+        copied = _cookie_of(first)
+        async with aiohttp.ClientSession(base_url(web_app), cookies=copied) as thief:
+            assert (await thief.get("/api/me")).status == 200
+            response = await other.post("/dashboard/logout", data={"_csrf": other_csrf},
+                                        allow_redirects=False)
+            assert response.status == 303
+            assert (await thief.get("/api/me")).status == 401
+            assert (await first.get("/api/me")).status == 401  # every device of the member
+        again, _ = await logged_in(web_app, clock, channel, GM_1)  # a new login works
+        async with again:
+            assert (await again.get("/api/me")).status == 200
+    assert web_app.services is not None
+    async with web_app.services.db.session() as db:
+        ended = list(await db.scalars(select(AuditEntry).where(
+            AuditEntry.action == "web:sessions_ended", AuditEntry.target == GM_1)))
+    assert [e.detail for e in ended] == ["logout"]
+
+
+async def test_a_new_password_ends_the_sessions_signed_before_it(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    session, _ = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        assert (await session.get("/api/me")).status == 200
+        assert await auth._set_password(web_app.config, GM_1, "a new one 123") == 0
         assert (await session.get("/api/me")).status == 401
 
 
@@ -541,7 +579,7 @@ async def test_unexpected_errors_are_json_500_with_an_id(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(ops, "list_reminders", broken)
+    monkeypatch.setattr(ops_notices, "list_reminders", broken)
     async with session:
         response = await session.get("/api/reminders")
         assert response.status == 500

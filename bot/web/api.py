@@ -11,12 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.web import honor, ops, pages_admin
+from bot.web import honor, ops, ops_notices, ops_people, pages_admin
 from bot.web.auth import (
     User,
     attempt_login,
     check_csrf,
-    clear_session,
+    log_out,
     require_user,
     same_origin,
     set_session,
@@ -72,9 +72,9 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/api/logout")
 async def logout(request: web.Request) -> web.StreamResponse:
-    await changing(request)
+    user = await changing(request)
     response = ok({"ok": True})
-    clear_session(response)
+    await log_out(request, user, response)
     return response
 
 
@@ -128,8 +128,8 @@ async def stats(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     services = request.app[SERVICES]
     today = services.now().astimezone(services.config.tz).date()
-    query = ops.parse_stats_query(services.config, user, request.query, today)
-    rows = await ops.compute_stats(services, query)
+    query = ops_notices.parse_stats_query(services.config, user, request.query, today)
+    rows = await ops_notices.compute_stats(services, query)
     return ok({"available": rows is not None, "since": query.since.isoformat(),
                "until": query.until.isoformat(), "group_by": query.group_by,
                "grid": query.grid, "rows": rows or []})
@@ -139,7 +139,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
 async def honor_roll(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     services = request.app[SERVICES]
-    this_week = ops.week_start(services.config, services.now())
+    this_week = ops_people.week_start(services.config, services.now())
     monday = week_arg(request.query.get("week"), this_week)
     grid = honor_grid(services.config, user, request.query.get("grid", "")) or None
     roll = await honor.weekly_roll(services, user, monday, grid)
@@ -150,16 +150,16 @@ async def honor_roll(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/reminders")
 async def reminders(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
-    rows = await ops.list_reminders(request.app[SERVICES], user)
-    return ok({"reminders": [ops.reminder_json(r) for r in rows]})
+    rows = await ops_notices.list_reminders(request.app[SERVICES], user)
+    return ok({"reminders": [ops_notices.reminder_json(r) for r in rows]})
 
 
 @routes.post(r"/api/reminders/{number:\d{1,9}}/cancel")
 async def cancel(request: web.Request) -> web.StreamResponse:
     user = await changing(request)
-    row = await ops.cancel_reminder(request.app[SERVICES], user,
+    row = await ops_notices.cancel_reminder(request.app[SERVICES], user,
                                     int(request.match_info["number"]))
-    return ok(ops.reminder_json(row))
+    return ok(ops_notices.reminder_json(row))
 
 
 @routes.post("/api/notices")
@@ -167,8 +167,8 @@ async def notice(request: web.Request) -> web.StreamResponse:
     """Schedule ``{"content", "rooms": [...], "due": "YYYY-MM-DDTHH:MM"}``."""
     user = await changing(request)
     data = await read_json(request)
-    row = await ops.schedule_notice(request.app[SERVICES], user, data, _strings(data, "rooms"))
-    return ok(ops.reminder_json(row), status=201)
+    row = await ops_notices.schedule_notice(request.app[SERVICES], user, data, _strings(data, "rooms"))
+    return ok(ops_notices.reminder_json(row), status=201)
 
 
 @routes.get("/api/members")
@@ -176,7 +176,7 @@ async def members(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     q = ops.text_arg(request.query, "q", limit=64, name="搜索")
     page = ops.int_arg(request.query.get("page"), name="页码", default=1, low=1, high=10_000)
-    rows, total = await ops.list_members(request.app[SERVICES], user, q=q, page=page)
+    rows, total = await ops_people.list_members(request.app[SERVICES], user, q=q, page=page)
     return ok({"total": total, "page": page, "members": [
         {"id": m.id, "name": m.name, "grid_id": m.grid_id, "opted_out": m.opted_out,
          "points": m.points, "role": m.role if m.active else ""} for m in rows]})
@@ -185,7 +185,7 @@ async def members(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/staff")
 async def staff(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
-    rows = await ops.list_staff(request.app[SERVICES])
+    rows = await ops_people.list_staff(request.app[SERVICES])
     return ok({"staff": [
         {"member_id": s.member_id, "name": s.name, "role": s.role, "grids": s.grids or [],
          "active": s.active, "has_password": bool(s.password_hash)}
@@ -197,7 +197,7 @@ async def set_role(request: web.Request) -> web.StreamResponse:
     """Admins only: ``{"role": "网格员", "grids": ["grid-01"], "name": "…"}``; empty role removes."""
     user = await changing(request)
     data = await read_json(request)
-    row = await ops.set_role(request.app[SERVICES], user, request.match_info["member_id"],
+    row = await ops_people.set_role(request.app[SERVICES], user, request.match_info["member_id"],
                              data, _strings(data, "grids"))
     assert row is not None
     return ok({"member_id": row.member_id, "role": row.role, "grids": row.grids,
@@ -206,14 +206,14 @@ async def set_role(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/audit")
 async def audit(request: web.Request) -> web.StreamResponse:
-    user = await require_user(request, ops.AUDITORS)
+    user = await require_user(request, ops_people.AUDITORS)
     q = request.query
-    rows, total = await ops.list_audit(
+    rows, total = await ops_people.list_audit(
         request.app[SERVICES], user, actor=ops.text_arg(q, "actor", limit=128, name="actor"),
         action=ops.text_arg(q, "action", limit=64, name="action"),
         refused=ops.bool_arg(q.get("refused"), name="refused"),
         page=ops.int_arg(q.get("page"), name="页码", default=1, low=1, high=10_000))
-    return ok({"total": total, "entries": [ops.audit_json(e) for e in rows]})
+    return ok({"total": total, "entries": [ops_people.audit_json(e) for e in rows]})
 
 
 # The CSV exports answer the same under /api as in the dashboard.

@@ -3,7 +3,10 @@
 A staff member logs in with a one-time code the bot sends by private message
 (``/登录``) or with a password an admin set (``weizhili staff passwd ID``). The
 session is a cookie signed with HMAC-SHA256 (HttpOnly, SameSite=Lax); its payload
-holds the member id, an expiry and a nonce from which the CSRF token is derived.
+holds the member id, when it was signed, an expiry and a nonce from which the CSRF
+token is derived. Logging out, or a new password, moves the member's
+``staff_roles.sessions_from`` to now: every cookie signed before it is refused, so a
+copied cookie stops working too (on every device of that member).
 Every state change needs that token and, when the browser says where it comes from,
 the same Origin (field report B32). Rights are read from ``staff_roles`` on every
 request, so a role taken away stops working at once.
@@ -221,7 +224,7 @@ USER: web.RequestKey[User | None] = web.RequestKey("user")
 def set_session(request: web.Request, response: web.StreamResponse, member_id: str) -> None:
     """Log the member in: a fresh signed cookie with a new CSRF nonce."""
     auth = request.app[AUTH]
-    payload = {"u": member_id, "n": secrets.token_urlsafe(12),
+    payload = {"u": member_id, "n": secrets.token_urlsafe(12), "i": now_ms(),
                "e": int(time.time()) + SESSION_SECONDS}
     response.set_cookie(COOKIE, auth.sign(payload), max_age=SESSION_SECONDS, path="/",
                         httponly=True, samesite="Lax", secure=request.secure)
@@ -229,6 +232,33 @@ def set_session(request: web.Request, response: web.StreamResponse, member_id: s
 
 def clear_session(response: web.StreamResponse) -> None:
     response.del_cookie(COOKIE, path="/")
+
+
+def now_ms() -> int:
+    """Wall-clock Unix milliseconds, the unit of cookies' signing times."""
+    return time.time_ns() // 1_000_000
+
+
+async def end_sessions(session: AsyncSession, member_id: str, *, actor: str,
+                       why: str, at: datetime) -> None:
+    """Refuse every dashboard session of this member signed until now."""
+    role = await session.get(StaffRole, member_id)
+    if role is None:
+        return
+    role.sessions_from = now_ms() + 1
+    session.add(AuditEntry(at=at, actor_id=actor,
+                           action="web:sessions_ended", target=member_id, detail=why))
+    log.info("dashboard sessions ended member=%s why=%s", member_id, why)
+
+
+async def log_out(request: web.Request, user: User,
+                  response: web.StreamResponse) -> None:
+    """End this member's sessions on the server and drop the cookie."""
+    services = request.app[SERVICES]
+    async with services.db.session() as session:
+        await end_sessions(session, user.member_id, actor=user.member_id, why="logout",
+                           at=services.now())
+    clear_session(response)
 
 
 async def current_user(request: web.Request) -> User | None:
@@ -242,7 +272,10 @@ async def current_user(request: web.Request) -> User | None:
         services = request.app[SERVICES]
         async with services.db.session() as session:
             role = await session.get(StaffRole, payload["u"])
-        if role is not None and role.active and role.role in STAFF:
+        signed = payload.get("i")
+        signed_at = signed if isinstance(signed, int) else 0
+        if (role is not None and role.active and role.role in STAFF
+                and signed_at >= (role.sessions_from or 0)):
             user = User(role.member_id, role.name or role.member_id, role.role,
                         tuple(role.grids or ()), request.app[AUTH].csrf_for(str(payload["n"])))
     request[USER] = user
@@ -429,6 +462,8 @@ async def _set_password(config: Config, member_id: str, password: str) -> int:
             role.password_hash = hash_password(password)
             session.add(AuditEntry(at=SystemClock().now(), actor_id="cli",
                                    action="web:password", target=member_id))
+            await end_sessions(session, member_id, actor="cli", why="password",
+                               at=SystemClock().now())
     finally:
         await db.close()
     print(f"{member_id}: 密码已设置 / password set")

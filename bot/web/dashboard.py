@@ -23,9 +23,9 @@ from bot.web.auth import (
     Auth,
     attempt_login,
     check_csrf,
-    clear_session,
     current_user,
     load_secret,
+    log_out,
     require_user,
     same_origin,
     set_session,
@@ -218,7 +218,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     check_csrf(request, user, form.get("_csrf"))
     response = web.HTTPSeeOther("/dashboard/login")
-    clear_session(response)
+    await log_out(request, user, response)
     raise response
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.context import Services
-from bot.web import ops
+from bot.web import ops_people
 from bot.web.auth import User
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ async def weekly_roll(services: Services, user: User, monday: date,
     """The week's roll for one grid (or the community): names, points, reasons, text."""
     module, card = _modules()
     if module is None:
-        entries = await ops.weekly_points(services, user, monday, top=20)
+        entries = await ops_people.weekly_points(services, user, monday, top=20)
         if grid_id:
             entries = [e for e in entries if e.get("grid_id") == grid_id]
         return WeeklyRoll(monday, grid_id, entries[:10])

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from bot.web import ops
+from bot.web import ops, ops_notices, ops_people
 from bot.web.auth import STAFF, User, check_csrf, require_user
 from bot.web.html import (
     Safe,
@@ -33,8 +33,8 @@ async def render_reminders(request: web.Request, user: User, *, flash: str = "",
                            error: str = "", status: int = 200) -> web.Response:
     services = request.app[SERVICES]
     config = services.config
-    rows = await ops.list_reminders(services, user)
-    room_names = dict(ops.rooms_of(config, user))
+    rows = await ops_notices.list_reminders(services, user)
+    room_names = dict(ops_notices.rooms_of(config, user))
     listing = table(
         ["编号", "类型", "内容", "群", "时间", "状态", ""],
         [[f"#{r.id}", "通知" if r.kind == "notice" else "提醒", r.content,
@@ -49,11 +49,11 @@ async def render_reminders(request: web.Request, user: User, *, flash: str = "",
     default_due = (services.now() + timedelta(hours=1)).astimezone(config.tz)
     rooms = join(Safe(f'<label class="check"><input type="checkbox" name="rooms" '
                       f'value="{esc(room)}">{esc(name)}</label>')
-                 for room, name in ops.rooms_of(config, user))
+                 for room, name in ops_notices.rooms_of(config, user))
     form = Safe(
         '<form class="card" method="post" action="/dashboard/notices">'
         f"{hidden_csrf(user.csrf)}<h2>安排一条通知</h2>"
-        f'<label>通知内容<textarea name="content" maxlength="{ops.NOTICE_MAX}" required>'
+        f'<label>通知内容<textarea name="content" maxlength="{ops_notices.NOTICE_MAX}" required>'
         "</textarea></label>"
         f'<p class="muted">发到哪些群</p><div class="rooms">{rooms}</div>'
         '<label>发送时间<input type="datetime-local" name="due" '
@@ -78,7 +78,7 @@ async def cancel_reminder(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     check_csrf(request, user, form.get("_csrf"))
     try:
-        await ops.cancel_reminder(request.app[SERVICES], user, int(request.match_info["number"]))
+        await ops_notices.cancel_reminder(request.app[SERVICES], user, int(request.match_info["number"]))
     except ops.ConflictError as exc:
         return await render_reminders(request, user, error=exc.text or "", status=409)
     raise web.HTTPSeeOther("/dashboard/reminders?done=cancel")
@@ -90,7 +90,7 @@ async def schedule_notice(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     check_csrf(request, user, form.get("_csrf"))
     try:
-        await ops.schedule_notice(request.app[SERVICES], user, form.as_dict(),
+        await ops_notices.schedule_notice(request.app[SERVICES], user, form.as_dict(),
                                   form.getall("rooms"))
     except ops.InputError as exc:
         return await render_reminders(request, user, error=exc.text or "", status=400)
@@ -124,10 +124,10 @@ async def members_page(request: web.Request) -> web.StreamResponse:
     config = services.config
     q = ops.text_arg(request.query, "q", limit=64, name="搜索")
     page = ops.int_arg(request.query.get("page"), name="页码", default=1, low=1, high=10_000)
-    members, total = await ops.list_members(services, user, q=q, page=page)
+    members, total = await ops_people.list_members(services, user, q=q, page=page)
     grid_choices = [(g.id, g.name) for g in config.grids]
     grid_names = dict(grid_choices)
-    staff = await ops.list_staff(services)
+    staff = await ops_people.list_staff(services)
     staff_rows = [[s.name, s.member_id, s.role if s.active else f"{s.role}（已停用）",
                    "、".join(grid_names.get(g, g) for g in s.grids or []) or "全部",
                    "已设置" if s.password_hash else "—",
@@ -158,7 +158,7 @@ async def set_role(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     form = await read_form(request)
     check_csrf(request, user, form.get("_csrf"))
-    await ops.set_role(request.app[SERVICES], user, request.match_info["member_id"],
+    await ops_people.set_role(request.app[SERVICES], user, request.match_info["member_id"],
                        form.as_dict(), form.getall("grids"))
     raise web.HTTPSeeOther("/dashboard/members?done=role")
 
@@ -169,14 +169,14 @@ async def set_role(request: web.Request) -> web.StreamResponse:
 @routes.get("/dashboard/audit")
 async def audit_page(request: web.Request) -> web.StreamResponse:
     """审计日志: every state change and every refusal, who and when."""
-    user = await require_user(request, ops.AUDITORS)
+    user = await require_user(request, ops_people.AUDITORS)
     services = request.app[SERVICES]
     config = services.config
     actor = ops.text_arg(request.query, "actor", limit=128, name="操作人")
     action = ops.text_arg(request.query, "action", limit=64, name="操作")
     refused = ops.bool_arg(request.query.get("refused"), name="只看拒绝")
     page = ops.int_arg(request.query.get("page"), name="页码", default=1, low=1, high=10_000)
-    rows, total = await ops.list_audit(services, user, actor=actor, action=action,
+    rows, total = await ops_people.list_audit(services, user, actor=actor, action=action,
                                        refused=refused, page=page)
     form = Safe('<form class="filters card" method="get" action="/dashboard/audit">'
                 f'<label>操作人微信号<input name="actor" value="{esc(actor)}"></label>'
@@ -206,10 +206,10 @@ async def export_petitions(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     services = request.app[SERVICES]
     flt = ops.parse_board_filter(services.config, user, request.query)
-    return csv_response(await ops.petitions_csv(services, user, flt), "petitions.csv")
+    return csv_response(await ops_people.petitions_csv(services, user, flt), "petitions.csv")
 
 
 @routes.get("/dashboard/export/points.csv")
 async def export_points(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
-    return csv_response(await ops.points_csv(request.app[SERVICES], user), "points.csv")
+    return csv_response(await ops_people.points_csv(request.app[SERVICES], user), "points.csv")

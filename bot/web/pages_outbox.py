@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.config import Config
 from bot.outbox import HELD, UNSURE, release_held
-from bot.web import ops
+from bot.web import ops, ops_notices
 from bot.web.auth import User, check_csrf, require_user
 from bot.web.html import Safe, hidden_csrf, layout, table
 from bot.web.inputs import read_form
@@ -47,7 +47,7 @@ async def outbox_page(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     services = request.app[SERVICES]
     config = services.config
-    names = dict(ops.rooms_of(config, user))
+    names = dict(ops_notices.rooms_of(config, user))
     names[config.community.staff_room] = "工作群"
     rows = await held_rows(services, user)
     listing = table(

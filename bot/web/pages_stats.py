@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.config import Config
-from bot.web import honor, ops
+from bot.web import honor, ops, ops_notices, ops_people
 from bot.web.auth import User, require_user
 from bot.web.html import Safe, esc, join, layout, options, table, tag
 from bot.web.keys import SERVICES
@@ -105,10 +105,10 @@ def bar_chart(labels: list[str], series: list[tuple[str, list[float | None]]],
                 "</figcaption></figure>")
 
 
-def stats_form(config: Config, user: User, query: ops.StatsQuery) -> Safe:
+def stats_form(config: Config, user: User, query: ops_notices.StatsQuery) -> Safe:
     grids = ([("", "全部网格")] if user.all_grids else []) + [
         (g.id, g.name) for g in config.grids if user.covers(g.id)]
-    groups = [(k, f"按{v}") for k, v in ops.GROUP_BY.items()] + [("none", "不分组")]
+    groups = [(k, f"按{v}") for k, v in ops_notices.GROUP_BY.items()] + [("none", "不分组")]
     return Safe(
         '<form class="filters card" method="get" action="/dashboard/stats">'
         f'<label>开始<input type="date" name="since" value="{query.since.isoformat()}"></label>'
@@ -119,7 +119,7 @@ def stats_form(config: Config, user: User, query: ops.StatsQuery) -> Safe:
         "<button>查看</button></form>")
 
 
-def stats_body(config: Config, query: ops.StatsQuery, rows: list[dict[str, Any]],
+def stats_body(config: Config, query: ops_notices.StatsQuery, rows: list[dict[str, Any]],
                totals: list[dict[str, Any]]) -> Safe:
     total = totals[0] if totals else {}
     kpis = "".join(
@@ -138,7 +138,7 @@ def stats_body(config: Config, query: ops.StatsQuery, rows: list[dict[str, Any]]
             + bar_chart(labels, [(n, [rate_value(pick(r, k)) for r in rows])
                                  for k, n in COMPANION_RATES], "按时响应与当日办结"))
     counts = count_fields(rows[0]) if rows else []
-    header = ([ops.GROUP_BY.get(query.group_by or "", "范围")]
+    header = ([ops_notices.GROUP_BY.get(query.group_by or "", "范围")]
               + [dict(COUNTS)[k] for k in counts]
               + [n for _, n in THREE_RATES + COMPANION_RATES] + [n for _, n in AVERAGES])
     data = [[label] + [r.get(k) for k in counts]
@@ -158,13 +158,13 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     config = services.config
     today = services.now().astimezone(config.tz).date()
-    query = ops.parse_stats_query(config, user, request.query, today)
-    rows = await ops.compute_stats(services, query)
+    query = ops_notices.parse_stats_query(config, user, request.query, today)
+    rows = await ops_notices.compute_stats(services, query)
     if rows is None:
         body = Safe(stats_form(config, user, query)
                     + tag("p", "统计模块尚未安装，暂时没有数字。", class_="empty"))
     else:
-        totals = await ops.compute_stats(services, ops.StatsQuery(
+        totals = await ops_notices.compute_stats(services, ops_notices.StatsQuery(
             query.since, query.until, None, query.grid)) or []
         body = Safe(stats_form(config, user, query) + stats_body(config, query, rows, totals))
     return layout(request, "统计", body, active="stats", user=user)
@@ -197,7 +197,7 @@ async def honor_page(request: web.Request) -> web.StreamResponse:
     """光荣榜: this week's preview and picture, and past weeks."""
     user = await require_user(request)
     services = request.app[SERVICES]
-    this_week = ops.week_start(services.config, services.now())
+    this_week = ops_people.week_start(services.config, services.now())
     monday = week_arg(request.query.get("week"), this_week)
     grid = honor_grid(services.config, user, request.query.get("grid", ""))
     roll = await honor.weekly_roll(services, user, monday, grid or None)
@@ -229,7 +229,7 @@ async def honor_page(request: web.Request) -> web.StreamResponse:
 async def honor_picture(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     services = request.app[SERVICES]
-    this_week = ops.week_start(services.config, services.now())
+    this_week = ops_people.week_start(services.config, services.now())
     monday = week_arg(request.query.get("week"), this_week)
     grid = honor_grid(services.config, user, request.query.get("grid", "")) or None
     png = await honor.weekly_picture(services, user, monday, grid)
