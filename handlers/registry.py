@@ -33,10 +33,10 @@ def context_handlers() -> list:  # type: ignore[type-arg]
 
 def intent_handlers() -> dict:  # type: ignore[type-arg]
     """What to do with a message the router understood."""
-    from handlers import petitions, praise, reminders
+    from handlers import petition_reports, praise, reminders
 
     return {
-        Intent.PETITION: petitions.handle_report,
+        Intent.PETITION: petition_reports.handle_report,
         Intent.PRAISE: praise.handle_praise,
         Intent.REMINDER: reminders.handle_request,
     }
