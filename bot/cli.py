@@ -20,8 +20,8 @@ log = logging.getLogger("weizhili")
 
 # Sub-commands implemented elsewhere: name -> "module:function(argv) -> int".
 EXTERNAL = {
-    "classify": "handlers.evaluation:main_classify",
-    "eval": "handlers.evaluation:main_eval",
+    "classify": "handlers.evaluation_cli:main_classify",
+    "eval": "handlers.evaluation_cli:main_eval",
     "honor-roll": "handlers.honor_roll:main_preview",
     "export": "handlers.stats:main_export",
     "staff": "bot.web.auth:main_staff",

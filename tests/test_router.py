@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.normalize import normalize
-from handlers import evaluation
+from handlers import evaluation, evaluation_cli
 from handlers.intents import Intent
 from handlers.router import LexiconError, Router
 
@@ -502,7 +502,7 @@ def test_classify_command_prints_json(
             "3号楼楼道灯坏了好几天了\n今天真冷啊\n@社区小助手 明天下午三点提醒我去体检\n"
         ),
     )
-    assert evaluation.main_classify(["--now", "2026-12-01T09:00:00+08:00"]) == 0
+    assert evaluation_cli.main_classify(["--now", "2026-12-01T09:00:00+08:00"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["intent"] for x in lines] == ["petition", "none", "reminder"]
     assert lines[0]["category"] == "维修" and lines[0]["party"] == "物业"
