@@ -24,7 +24,7 @@ EXTERNAL = {
     "eval": "handlers.evaluation_cli:main_eval",
     "honor-roll": "handlers.honor_roll:main_preview",
     "export": "handlers.stats:main_export",
-    "staff": "bot.web.auth:main_staff",
+    "staff": "bot.web.staff_cli:main_staff",
     "backup": "models.maintenance:main_backup",
     "restore": "models.maintenance:main_restore",
 }

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.clock import ManualClock
 from bot.config import Config
-from bot.web import auth, ops, ops_notices
+from bot.web import auth, ops, ops_notices, staff_cli
 from models.tables import AuditEntry, Member, Petition, Reminder, StaffRole
 from tests.conftest import ADMIN, COMMITTEE, GM_1, PROPERTY, drain
 from tests.fakes import RecordingChannel, make_message
@@ -167,7 +167,7 @@ async def test_residents_get_no_login_code(web_app: App, clock: ManualClock,
 
 async def test_password_login_and_rate_limit(web_app: App) -> None:
     assert web_app.services is not None
-    assert await auth._set_password(web_app.config, ADMIN, "correct horse 1") == 0
+    assert await staff_cli.set_password(web_app.config, ADMIN, "correct horse 1") == 0
     async with client(web_app) as session:
         good = await session.post("/api/login", json={"account": ADMIN,
                                                       "password": "correct horse 1"})
@@ -281,7 +281,7 @@ async def test_a_new_password_ends_the_sessions_signed_before_it(
     session, _ = await logged_in(web_app, clock, channel, GM_1)
     async with session:
         assert (await session.get("/api/me")).status == 200
-        assert await auth._set_password(web_app.config, GM_1, "a new one 123") == 0
+        assert await staff_cli.set_password(web_app.config, GM_1, "a new one 123") == 0
         assert (await session.get("/api/me")).status == 401
 
 
@@ -707,8 +707,8 @@ async def test_honor_roll_page_and_picture(web_app: App, clock: ManualClock,
 
 
 async def test_password_cli(web_app: App) -> None:
-    assert await auth._set_password(web_app.config, "wxid_nobody", "long enough 1") == 1
-    assert await auth._set_password(replace(web_app.config), GM_1, "long enough 1") == 0
+    assert await staff_cli.set_password(web_app.config, "wxid_nobody", "long enough 1") == 1
+    assert await staff_cli.set_password(replace(web_app.config), GM_1, "long enough 1") == 0
     assert web_app.services is not None
     async with web_app.services.db.session() as db:
         role = await db.get(StaffRole, GM_1)
