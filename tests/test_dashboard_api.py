@@ -32,13 +32,13 @@ GET_ENDPOINTS = [
     "/dashboard", "/dashboard/petitions/1", "/dashboard/stats", "/dashboard/honor",
     "/dashboard/honor/picture.png", "/dashboard/reminders", "/dashboard/members",
     "/dashboard/audit", "/dashboard/export/petitions.csv", "/dashboard/export/points.csv",
-    "/dashboard/outbox",
+    "/dashboard/outbox", "/api/outbox",
 ]
 POST_ENDPOINTS = [
     "/api/logout", "/api/petitions/1/resolve", "/api/reminders/1/cancel", "/api/notices",
     f"/api/staff/{RESIDENT}", "/dashboard/logout", "/dashboard/petitions/1/resolve",
     "/dashboard/reminders/1/cancel", "/dashboard/notices", f"/dashboard/staff/{RESIDENT}",
-    "/dashboard/outbox/1/resend",
+    "/dashboard/outbox/1/resend", "/api/outbox/1/resend",
 ]
 
 
@@ -776,3 +776,61 @@ async def test_staff_resend_held_replies_of_their_own_grids(
             select(AuditEntry.allowed).where(AuditEntry.action == "outbox:resend")
             .order_by(AuditEntry.id)))
     assert audit == [False, True, False]
+
+
+async def test_the_api_lists_and_resends_held_replies(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    from bot.outbox import UNSURE
+    from models.tables import OutboundMessage
+
+    services = web_app.services
+    assert services is not None
+    async with services.db.session() as session:
+        mine = services.outbox.add(session, "grid-01", "【通知】明天停电")[0]
+        other = services.outbox.add(session, "grid-02", "【通知】二网格停水")[0]
+    async with services.db.session() as session:
+        for row in (mine, other):
+            (await session.get(OutboundMessage, row.id)).status = UNSURE
+
+    session, csrf = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        listed = await (await session.get("/api/outbox")).json()
+        assert [(r["id"], r["status"], r["resendable"]) for r in listed["rows"]] == [
+            (mine.id, UNSURE, True)]
+        assert (await session.post(f"/api/outbox/{mine.id}/resend")).status == 403  # no token
+        headers = {"X-CSRF-Token": csrf}
+        assert (await session.post(f"/api/outbox/{other.id}/resend",
+                                   headers=headers)).status == 404  # not their grid
+        assert (await session.post(f"/api/outbox/{mine.id}/resend",
+                                   headers=headers)).status == 200
+        again = await session.post(f"/api/outbox/{mine.id}/resend", headers=headers)
+        assert again.status == 404 and (await again.json())["error"]
+        assert (await (await session.get("/api/outbox")).json())["rows"] == []
+    await drain(web_app)
+    assert channel.texts("grid-01") == ["【通知】明天停电"]
+
+
+async def test_posts_waiting_for_an_absent_account_are_shown_without_a_button(
+        web_app: App, clock: ManualClock, channel: RecordingChannel) -> None:
+    from bot.web.pages_outbox import STALE_MINUTES
+
+    services = web_app.services
+    assert services is not None
+    async with services.db.session() as session:
+        waiting = services.outbox.add(session, "grid-01", "【提醒】交取暖费",
+                                      account="wxid_bot_elsewhere")[0]
+    session, csrf = await logged_in(web_app, clock, channel, GM_1)
+    async with session:
+        assert (await (await session.get("/api/outbox")).json())["rows"] == []  # not yet
+        clock.advance(timedelta(minutes=STALE_MINUTES + 1))
+        rows = (await (await session.get("/api/outbox")).json())["rows"]
+        assert [(r["id"], r["status"], r["account"], r["resendable"]) for r in rows] == [
+            (waiting.id, "waiting_account", "wxid_bot_elsewhere", False)]
+        page = await (await session.get("/dashboard/outbox")).text()
+        assert "等待其他账号发送" in page and "wxid_bot_elsewhere" in page
+        assert f"/dashboard/outbox/{waiting.id}/resend" not in page
+        refused = await session.post(f"/api/outbox/{waiting.id}/resend",
+                                     headers={"X-CSRF-Token": csrf})
+        assert refused.status == 404
+    await drain(web_app)
+    assert channel.texts("grid-01") == []  # this process never posts another account's row

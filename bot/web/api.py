@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.web import honor, ops, ops_notices, ops_people, pages_admin
+from bot.web import honor, ops, ops_notices, ops_people, pages_admin, pages_outbox
 from bot.web.auth import (
     User,
     attempt_login,
@@ -217,5 +217,23 @@ async def audit(request: web.Request) -> web.StreamResponse:
 
 
 # The CSV exports answer the same under /api as in the dashboard.
+@routes.get("/api/outbox")
+async def outbox_rows(request: web.Request) -> web.StreamResponse:
+    """发送异常: held and failed replies, and posts waiting for an absent account."""
+    user = await require_user(request)
+    services = request.app[SERVICES]
+    rows = await pages_outbox.held_rows(services, user)
+    return ok({"rows": [pages_outbox.row_json(services, r) for r in rows]})
+
+
+@routes.post(r"/api/outbox/{number:\d{1,9}}/resend")
+async def outbox_resend(request: web.Request) -> web.StreamResponse:
+    user = await changing(request)
+    if not await pages_outbox.resend(request.app[SERVICES], user,
+                                     int(request.match_info["number"])):
+        raise ops.not_found("没有这条待补发的消息。")
+    return ok({"ok": True})
+
+
 routes.get("/api/export/petitions.csv")(pages_admin.export_petitions)
 routes.get("/api/export/points.csv")(pages_admin.export_points)
