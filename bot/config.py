@@ -295,7 +295,8 @@ def load_config(path: Path | str | None) -> Config:
     else:
         path = Path(path)
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            # utf-8-sig: Windows editors (Notepad) may start the file with a BOM
+            raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
             raise ConfigError([f"{path}: file not found"]) from None
         except UnicodeDecodeError:

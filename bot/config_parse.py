@@ -1,7 +1,8 @@
 """Reading a config file: TOML tables into the dataclasses of :mod:`bot.config`.
 
 Every problem is collected, not only the first, and each names its key and why
-(``weizhili check-config PATH`` prints them all).
+(``weizhili check-config PATH`` prints them all). Bounds on numbers and the checks
+across keys are in :mod:`bot.config_checks`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ from bot.config import (
     WechatyConfig,
     WelcomeConfig,
 )
+from bot.config_checks import (
+    check_people_and_rooms,
+    check_secret,
+    check_welcome,
+    out_of_bounds,
+    read_delays,
+)
 
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -69,10 +77,13 @@ class _Reader:
             return default
         return value
 
-    def positive(self, key: str, default: int) -> int:
-        value = self.get(key, int, default)
-        if value <= 0:
-            self.problems.append(f"{self._key(key)}: must be a positive whole number")
+    def number(self, key: str, default: Any) -> Any:
+        """A whole number (a float ``default``: any number) within its LIMITS."""
+        whole = not isinstance(default, float)
+        value = self.get(key, int if whole else float, default)
+        problem = out_of_bounds(self._key(key), value, whole)
+        if problem:
+            self.problems.append(problem)
             return default
         return value
 
@@ -149,34 +160,36 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
                         "serve no group")
     staff = _parse_staff(root.get("staff", list, None), problems, {g.id for g in grids})
     categories = _parse_categories(root.get("categories", list, None), problems)
+    check_people_and_rooms(community, grids or DEMO_GRIDS,
+                           DEMO_STAFF if staff is None else staff, categories, problems)
 
     d = _table(root, "deadlines")
     deadlines = DeadlineConfig(
-        response_minutes=d.positive("response_minutes", 120),
-        urgent_response_minutes=d.positive("urgent_response_minutes", 30),
+        response_minutes=d.number("response_minutes", 120),
+        urgent_response_minutes=d.number("urgent_response_minutes", 30),
         same_day=d.clock("same_day", time(21, 0)),
-        nudge_before_minutes=d.positive("nudge_before_minutes", 30),
-        escalate_after_minutes=d.positive("escalate_after_minutes", 60),
-        duplicate_window_hours=d.positive("duplicate_window_hours", 72),
+        nudge_before_minutes=d.number("nudge_before_minutes", 30),
+        escalate_after_minutes=d.number("escalate_after_minutes", 60),
+        duplicate_window_hours=d.number("duplicate_window_hours", 72),
     )
     d.finish()
 
     f = _table(root, "followup")
     followup = FollowupConfig(
-        ask_after_minutes=f.positive("ask_after_minutes", 30),
-        retry_after_hours=f.positive("retry_after_hours", 24),
-        close_after_hours=f.positive("close_after_hours", 48),
+        ask_after_minutes=f.number("ask_after_minutes", 30),
+        retry_after_hours=f.number("retry_after_hours", 24),
+        close_after_hours=f.number("close_after_hours", 48),
     )
     f.finish()
 
     p = _table(root, "points")
     points = PointsConfig(
-        praise_staff=p.positive("praise_staff", 2),
-        praise_resident=p.positive("praise_resident", 2),
-        volunteer_per_hour=p.positive("volunteer_per_hour", 5),
-        hazard_fixed=p.positive("hazard_fixed", 3),
-        suggestion_adopted=p.positive("suggestion_adopted", 5),
-        daily_cap_per_giver=p.positive("daily_cap_per_giver", 5),
+        praise_staff=p.number("praise_staff", 2),
+        praise_resident=p.number("praise_resident", 2),
+        volunteer_per_hour=p.number("volunteer_per_hour", 5),
+        hazard_fixed=p.number("hazard_fixed", 3),
+        suggestion_adopted=p.number("suggestion_adopted", 5),
+        daily_cap_per_giver=p.number("daily_cap_per_giver", 5),
         confirm_by=p.choice("confirm_by", ("staff", "plus_one", "either"), "either"),
     )
     p.finish()
@@ -187,13 +200,11 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
         morning=s.clock("morning", time(8, 30)),
         honor_roll_day=s.choice("honor_roll_day", WEEKDAYS, "mon"),
         honor_roll_time=s.clock("honor_roll_time", time(9, 0)),
-        honor_roll_top=s.positive("honor_roll_top", 5),
-        monthly_roll_day=s.positive("monthly_roll_day", 1),
-        poll_seconds=s.positive("poll_seconds", 30),
+        honor_roll_top=s.number("honor_roll_top", 5),
+        monthly_roll_day=s.number("monthly_roll_day", 1),
+        poll_seconds=s.number("poll_seconds", 30),
     )
     s.finish()
-    if not 1 <= schedules.monthly_roll_day <= 28:
-        problems.append("schedules.monthly_roll_day: must be between 1 and 28")
 
     r = _table(root, "reminders")
     dayparts = dict(ReminderConfig().dayparts)
@@ -202,8 +213,8 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
         sub = _Reader({name: value}, "reminders.dayparts.", problems)
         dayparts[name] = sub.clock(name, dayparts.get(name, time(9, 0)))
     reminders = ReminderConfig(
-        grace_minutes=r.positive("grace_minutes", 120),
-        rollcall_minutes=r.positive("rollcall_minutes", 120),
+        grace_minutes=r.number("grace_minutes", 120),
+        rollcall_minutes=r.number("rollcall_minutes", 120),
         quiet_start=r.clock("quiet_start", time(22, 0)),
         quiet_end=r.clock("quiet_end", time(7, 0)),
         dayparts=dayparts,
@@ -212,45 +223,42 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
 
     o = _table(root, "outbox")
     outbox = OutboxConfig(
-        room_interval_seconds=o.get("room_interval_seconds", float, 1.5),
-        global_interval_seconds=o.get("global_interval_seconds", float, 0.5),
-        max_chars=o.positive("max_chars", 1200),
-        max_attempts=o.positive("max_attempts", 6),
+        room_interval_seconds=o.number("room_interval_seconds", 1.5),
+        global_interval_seconds=o.number("global_interval_seconds", 0.5),
+        max_chars=o.number("max_chars", 1200),
+        max_attempts=o.number("max_attempts", 6),
         in_doubt=o.get("in_doubt", str, "hold"),
     )
     o.finish()
-    if outbox.room_interval_seconds < 0 or outbox.global_interval_seconds < 0:
-        problems.append("outbox: intervals must not be negative")
     if outbox.in_doubt not in ("hold", "resend"):
         problems.append(f"outbox.in_doubt: expected \"hold\" or \"resend\", got {outbox.in_doubt!r}")
 
     i = _table(root, "intake")
-    intake = IntakeConfig(buffer_size=i.positive("buffer_size", IntakeConfig.buffer_size))
+    intake = IntakeConfig(buffer_size=i.number("buffer_size", IntakeConfig.buffer_size))
     i.finish()
 
     w = _table(root, "wechaty")
     wechaty = WechatyConfig(
         endpoint=w.get("endpoint", str, ""),
         token=w.get("token", str, ""),
-        call_timeout_seconds=w.get("call_timeout_seconds", float, 10.0),
-        ding_interval_seconds=w.get("ding_interval_seconds", float, 30.0),
-        dong_timeout_seconds=w.get("dong_timeout_seconds", float, 20.0),
-        backoff_seconds=tuple(
-            float(x) for x in w.get("backoff_seconds", list, [1, 2, 5, 10, 30, 60])
+        call_timeout_seconds=w.number("call_timeout_seconds", 10.0),
+        ding_interval_seconds=w.number("ding_interval_seconds", 30.0),
+        dong_timeout_seconds=w.number("dong_timeout_seconds", 20.0),
+        backoff_seconds=read_delays(
+            w.get("backoff_seconds", list, list(WechatyConfig.backoff_seconds)), problems
         ),
-        plugin_port=w.get("plugin_port", int, 0),
+        plugin_port=w.number("plugin_port", 0),
     )
     w.finish()
 
     web_t = _table(root, "web")
     web = WebConfig(
         host=web_t.get("host", str, "127.0.0.1"),
-        port=web_t.get("port", int, 8080),
+        port=web_t.number("port", 8080),
         secret=web_t.get("secret", str, ""),
     )
     web_t.finish()
-    if not 0 <= web.port <= 65535:
-        problems.append("web.port: must be between 0 and 65535")
+    check_secret(web.secret, problems)
 
     wel = _table(root, "welcome")
     welcome = WelcomeConfig(
@@ -258,10 +266,11 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
         text=wel.get("text", str, WelcomeConfig.text),
     )
     wel.finish()
+    check_welcome(welcome.text, problems)
 
     db = _table(root, "database")
     database_url = db.get("url", str, "")
-    journal_keep_days = db.positive("journal_keep_days", 30)
+    journal_keep_days = db.number("journal_keep_days", 30)
     db.finish()
     if database_url and not database_url.startswith(
         ("sqlite+aiosqlite://", "postgresql+asyncpg://")
@@ -271,8 +280,8 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
         )
 
     data_dir = Path(root.get("data_dir", str, "weizhili-data"))
-    stale_minutes = root.positive("stale_minutes", 5)
-    max_message_chars = root.positive("max_message_chars", 2000)
+    stale_minutes = root.number("stale_minutes", 5)
+    max_message_chars = root.number("max_message_chars", 2000)
     root.finish()
 
     if problems:
