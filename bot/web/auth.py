@@ -10,7 +10,11 @@ token is derived. Logging out, or a new password, moves the member's
 copied cookie stops working too (on every device of that member).
 Every state change needs that token and, when the browser says where it comes from,
 the same Origin (field report B32). Rights are read from ``staff_roles`` on every
-request, so a role taken away stops working at once.
+request, so a role taken away stops working at once; taking it away also ends the
+member's sessions, so giving it back later does not revive the old cookies.
+
+Failed logins are limited per address and per account; an attempt counts as failed
+from the moment it starts, so attempts sent all at once cannot outrun the limit.
 
 Refusals are aiohttp HTTP exceptions whose ``text`` is the Chinese message:
 :class:`NotLoggedInError` (401) and :class:`ForbiddenError` (403).
@@ -25,8 +29,10 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import time
+import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -150,7 +156,14 @@ def load_secret(config: Config) -> bytes:
 
 @dataclass
 class LoginLimiter:
-    """Failed login attempts per key (address, account), in a sliding window."""
+    """Failed login attempts per key (address, account), in a sliding window.
+
+    An attempt counts as a failure from the moment it starts (:meth:`begin`, with no
+    await between the check and the mark), and the mark is taken back only when it
+    succeeds (:meth:`release`). So attempts sent all at once cannot slip past the
+    limit while the first ones are still being checked: at most ``limit`` attempts
+    per key and window are ever evaluated.
+    """
 
     limit: int = MAX_FAILURES
     window: float = FAILURE_WINDOW_SECONDS
@@ -167,18 +180,37 @@ class LoginLimiter:
             while times and now - times[0] > self.window:
                 times.popleft()
             if len(times) >= self.limit:
-                wait = max(wait, self.window - (now - times[0]))
+                wait = max(wait, self.window - (now - times[0]), 0.001)
         return int(wait) + 1 if wait else 0
 
-    def fail(self, *keys: str) -> None:
-        now = time.monotonic()
+    def begin(self, *keys: str) -> float | None:
+        """Mark an attempt as failed before checking it: the mark, or None when over the limit."""
+        if self.retry_after(*keys):
+            return None
+        mark = time.monotonic()
         for key in keys:
-            self._failures.setdefault(key, deque()).append(now)
+            self._failures.setdefault(key, deque()).append(mark)
         if len(self._failures) > 10_000:  # forget the oldest keys rather than grow forever
             for key in list(self._failures)[:5_000]:
+                if key not in keys:
+                    del self._failures[key]
+        return mark
+
+    def release(self, mark: float, *keys: str) -> None:
+        """Take back the mark of an attempt that succeeded."""
+        for key in keys:
+            times = self._failures.get(key)
+            if times is None:
+                continue
+            try:
+                times.remove(mark)
+            except ValueError:  # already out of the window, or the key was cleared
+                pass
+            if not times:
                 del self._failures[key]
 
     def succeed(self, key: str) -> None:
+        """Forget the failures of this key (an account whose owner just logged in)."""
         self._failures.pop(key, None)
 
 
@@ -195,6 +227,8 @@ class Auth:
 
     def unsign(self, value: str) -> dict[str, object] | None:
         """The payload of a cookie we signed and that has not expired, else None."""
+        if not value.isascii():  # ours are base64: anything else is no session
+            return None
         body, _, mac = value.partition(".")
         if not body or not mac or not hmac.compare_digest(mac, self._mac(body)):
             return None
@@ -307,11 +341,30 @@ def check_csrf(request: web.Request, user: User, form_token: str | None = None) 
     if not same_origin(request):
         raise ForbiddenError(text="请求来源不是本站，已拒绝。")
     token = request.headers.get(CSRF_HEADER) or form_token or ""
-    if not hmac.compare_digest(token.encode(), user.csrf.encode()):
+    if not token.isascii() or not hmac.compare_digest(token.encode(), user.csrf.encode()):
         raise ForbiddenError(text="缺少或错误的安全令牌（CSRF），请刷新页面后重试。")
 
 
 # --- logging in ----------------------------------------------------------------------
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(value: str) -> str:
+    """Text safe to store: lone surrogates become U+FFFD, NUL characters are dropped.
+
+    JSON may carry a lone surrogate (``"\\ud800"``), which cannot be encoded as UTF-8
+    later, and PostgreSQL refuses NUL in text columns.
+    """
+    if value.isascii():
+        return value.replace("\x00", "")
+    return _SURROGATES.sub("\ufffd", value).replace("\x00", "")
+
+
+def normalize_code(code: str) -> str:
+    """A login code as typed: full-width digits (an IME) become ASCII, spaces go."""
+    return "".join(unicodedata.normalize("NFKC", code).split())
 
 
 def _code_key(code: str) -> str:
@@ -331,8 +384,8 @@ async def issue_login_code(session: AsyncSession, member_id: str, now: datetime)
 
 async def redeem_login_code(session: AsyncSession, code: str, now: datetime) -> str | None:
     """The member id for a valid unused code, marking it used; None otherwise."""
-    code = code.strip().replace(" ", "")
-    if not code.isdigit() or len(code) != CODE_DIGITS:
+    code = normalize_code(code)
+    if not (code.isascii() and code.isdigit()) or len(code) != CODE_DIGITS:
         return None
     token = await session.get(LoginToken, _code_key(code))
     if token is None or token.used or token.expires_at <= now:
@@ -353,10 +406,15 @@ async def attempt_login(request: web.Request, *, code: str = "", account: str = 
     """Check a code or an account and password, with rate limiting; audit the outcome."""
     auth = request.app[AUTH]
     services = request.app[SERVICES]
+    code, account, password = clean_text(code), clean_text(account), clean_text(password)
     address = f"ip:{request.remote or '?'}"
     keys = [address] + ([f"acct:{account}"] if account else [])
-    wait = auth.limiter.retry_after(*keys)
-    if wait:
+    # counted as a failure now, before any await; taken back below if it succeeds
+    mark = auth.limiter.begin(*keys)
+    if mark is None:
+        wait = auth.limiter.retry_after(*keys)
+        log.debug("dashboard login rate-limited method=%s remote=%s",
+                 "code" if code else "password", request.remote)
         return LoginResult(None, f"尝试次数过多，请 {wait // 60 + 1} 分钟后再试。", 429)
 
     now = services.now()
@@ -380,10 +438,10 @@ async def attempt_login(request: web.Request, *, code: str = "", account: str = 
                                target=request.remote or "",
                                detail="code" if code else "password"))
     if member_id is None:
-        auth.limiter.fail(*keys)
         log.info("dashboard login refused method=%s remote=%s",
                  "code" if code else "password", request.remote)
         return LoginResult(None, "登录码或密码不对，或已过期。", 401)
+    auth.limiter.release(mark, *keys)
     auth.limiter.succeed(f"acct:{member_id}")
     log.info("dashboard login member=%s method=%s", member_id, "code" if code else "password")
     return LoginResult(member_id, "", 200)

@@ -27,7 +27,7 @@ from bot.channels.base import IncomingMessage
 from bot.config import PARTIES, Config
 from bot.context import MessageContext, Services
 from bot.normalize import normalize
-from bot.web.auth import ForbiddenError, User
+from bot.web.auth import ForbiddenError, User, clean_text
 from handlers.followup import cancel_followups
 from handlers.petitions import (
     OPEN_STATES,
@@ -75,13 +75,17 @@ def not_found(message: str) -> web.HTTPNotFound:
 
 def text_arg(data: Mapping[str, Any], key: str, *, limit: int, required: bool = False,
              name: str = "") -> str:
-    """A trimmed string field of at most ``limit`` characters."""
+    """A trimmed string field of at most ``limit`` characters.
+
+    Lone surrogates become U+FFFD and NUL characters are dropped
+    (:func:`bot.web.auth.clean_text`), so the text can be stored on any database.
+    """
     value = data.get(key, "")
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise InputError(f"“{name or key}”应当是文字。")
-    value = value.strip()
+    value = clean_text(value).strip()
     if required and not value:
         raise InputError(f"请填写“{name or key}”。")
     if len(value) > limit:

@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select
 
 from bot.config import Config
 from bot.context import Services
-from bot.web.auth import ForbiddenError, User
+from bot.web.auth import ForbiddenError, User, end_sessions
 from bot.web.ops import (
     PAGE_SIZE,
     BoardFilter,
@@ -134,6 +134,9 @@ async def set_role(services: Services, user: User, member_id: str,
                 row.origin = "dashboard"
         else:
             row.active = False
+            # cookies signed before this must not come back to life with a new role
+            await end_sessions(session, member_id, actor=user.member_id,
+                               why="role removed", at=now)
         session.add(AuditEntry(at=now, actor_id=user.member_id, action="staff:role",
                                target=member_id,
                                detail=f"role={role_name or '-'} grids={','.join(grids)}"))
