@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
@@ -55,8 +56,11 @@ async def seed_from_config(db: Database, config: Config) -> None:
                     staff.name, staff.role, list(staff.grids), True, "config")
         for row in await session.scalars(select(StaffRole)):
             if row.member_id not in configured and row.origin == "config" and row.active:
-                # removed from the config: rights end; roles given in the dashboard stay
+                # removed from the config: rights end, and the member's dashboard
+                # sessions with them (given back later, old cookies stay dead);
+                # roles given in the dashboard stay
                 row.active = False
+                row.sessions_from = time.time_ns() // 1_000_000 + 1
 
 
 def build_router(config: Config):  # type: ignore[no-untyped-def]

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from bot.db_trouble import db_reason
 from models.db import is_sqlite, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class LeaderLock:
     # -- the background loop -------------------------------------------------------
 
     async def _watch(self, on_won: OnChange, on_lost: OnChange | None) -> None:
+        failing = ""  # the last failure logged, so an outage is one line, not thousands
         while True:
             if self.is_leader:
                 await asyncio.sleep(self.check_seconds)
@@ -124,8 +126,14 @@ class LeaderLock:
             try:
                 if await self.try_acquire():
                     await on_won()
-            except Exception:  # a sick database must not end the retries
-                log.exception("leadership attempt failed; retrying")
+                failing = ""
+            except Exception as exc:  # a sick database must not end the retries
+                reason = db_reason(exc)[:300]
+                if reason != failing:
+                    log.error("leadership attempt failed; retrying every %.0f s error=%s",
+                              self.retry_seconds, reason)
+                    log.debug("leadership attempt failure", exc_info=True)
+                failing = reason
 
     # -- SQLite: a file lock --------------------------------------------------------
 

@@ -7,6 +7,12 @@ apart overall (WeChat restricts accounts that send too fast, field report B28), 
 retries a failed send with back-off until ``max_attempts``. Pending rows survive a
 restart and go out after it.
 
+Fair and urgent first: urgent alerts and system notices are taken before other rows;
+each pass takes at most :data:`ROOM_ROWS` rows of one room, sends the rooms in turn
+(one row of each, then the next of each) and ends after :data:`PASS_SECONDS`, so a
+burst of replies in one busy group never keeps another group, or the staff group's
+alert about a gas smell, waiting behind it.
+
 Exactly once: a row is claimed (``pending`` → ``sending``, a conditional update, so
 two processes never both take it) and committed before the channel sees it, and
 marked ``sent`` after. A crash between the two leaves it ``sending``: at the next
@@ -25,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import ChannelSendError, ChatChannel, OutgoingMessage
@@ -42,6 +48,10 @@ Sleep = Callable[[float], Awaitable[None]]
 SENDING = "sending"  # claimed and handed to the channel; not yet known to be sent
 UNSURE = "unsure"  # a crash cut the send off and the channel cannot tell: staff decide
 CHUNK = 50  # rows claimed and marked together when the channel confirms deliveries
+ROOM_ROWS = 50  # rows of one room taken in one pass
+PASS_SECONDS = 5.0  # a pass starts no new send after this; the next pass looks again
+FIRST_SOURCES = ("urgent", "system:")  # sources sent before everything else
+MAX_PAUSE_SECONDS = 10.0  # longest wait between tries while the database is away
 
 
 def unsure_notice(ids: list[int]) -> str:
@@ -49,6 +59,22 @@ def unsure_notice(ids: list[int]) -> str:
     shown = "、".join(str(i) for i in ids[:20]) + ("等" if len(ids) > 20 else "")
     return (f"【系统提示】重启前有{len(ids)}条消息正在发送，无法确认是否已发出，"
             f"为免重复已暂停（编号：{shown}）。请看群里是否已有，如需补发请发“/补发 编号”。")
+
+
+def _in_turn(rows: list[OutboundMessage]) -> list[OutboundMessage]:
+    """The rooms in turn: the first row of each room, then the second of each, …
+
+    Rooms come in the order of their first row, so urgent rows stay in front, and
+    each room's own rows keep their order.
+    """
+    by_room: dict[str, list[OutboundMessage]] = {}
+    for row in rows:
+        by_room.setdefault(row.room_id, []).append(row)
+    queues = list(by_room.values())
+    out: list[OutboundMessage] = []
+    for depth in range(max(map(len, queues), default=0)):
+        out += [queue[depth] for queue in queues if depth < len(queue)]
+    return out
 
 
 def split_text(text: str, limit: int) -> list[str]:
@@ -234,11 +260,23 @@ class Outbox:
             ) or 0)
 
     async def _run(self) -> None:
+        trouble = ""  # the database fault logged last: an outage is one line, not one a second
+        pause = 1.0
         while not self._stopping:
             try:
                 sent_any = await self.send_due()
+                if trouble:
+                    log.info("outbox resumed: database available again")
+                trouble, pause = "", 1.0
             except asyncio.CancelledError:
                 raise
+            except DB_TROUBLE as exc:
+                reason = db_reason(exc)
+                if reason != trouble:
+                    log.error("outbox paused: database unavailable error=%s", reason)
+                trouble, sent_any = reason, False
+                await self._sleep(pause)
+                pause = min(pause * 2, MAX_PAUSE_SECONDS)
             except Exception:
                 log.exception("outbox pass failed; retrying shortly")
                 sent_any = False
@@ -261,11 +299,7 @@ class Outbox:
             await self._mark([], [])
         now = self.clock.now()
         async with self.db.session() as session:
-            rows = list(await session.scalars(
-                select(OutboundMessage).where(OutboundMessage.status == "pending",
-                                              self._mine())
-                .order_by(OutboundMessage.id).limit(limit)
-            ))
+            rows = list(await session.scalars(self._next_rows(limit)))
         due: list[OutboundMessage] = []
         waiting: set[str] = set()
         for row in rows:
@@ -275,6 +309,8 @@ class Outbox:
                 waiting.add(row.room_id)  # keep the room's order
                 continue
             due.append(row)
+        due = _in_turn(due)
+        deadline = asyncio.get_running_loop().time() + PASS_SECONDS
         chunk = CHUNK if getattr(self._channel, "delivered", None) is not None else 1
         failed_rooms: set[str] = set()
         sent_any = False
@@ -289,6 +325,8 @@ class Outbox:
                 for row in claimed:
                     if self._stopping or row.room_id in failed_rooms:
                         continue
+                    if (sent or sent_any) and asyncio.get_running_loop().time() > deadline:
+                        break  # the rest go back to pending; the next pass looks again
                     await self._pace(row.room_id)
                     in_flight = row.id
                     platform_id, error = await self._send_one(row)
@@ -307,7 +345,23 @@ class Outbox:
                             if r.id not in answered and r.id != in_flight]
                 await self._mark(sent, released)
             sent_any = sent_any or bool(sent)
+            if asyncio.get_running_loop().time() > deadline and sent_any:
+                break
         return sent_any
+
+    def _next_rows(self, limit: int):  # type: ignore[no-untyped-def]
+        """Pending rows of this process: urgent first, then by id; a few per room."""
+        first = case((or_(*(OutboundMessage.source.startswith(s) for s in FIRST_SOURCES)), 0),
+                     else_=1)
+        ranked = (
+            select(OutboundMessage.id, first.label("first"),
+                   func.row_number().over(partition_by=OutboundMessage.room_id,
+                                          order_by=(first, OutboundMessage.id)).label("n"))
+            .where(OutboundMessage.status == "pending", self._mine())
+            .subquery())
+        return (select(OutboundMessage).join(ranked, ranked.c.id == OutboundMessage.id)
+                .where(ranked.c.n <= ROOM_ROWS)
+                .order_by(ranked.c.first, OutboundMessage.id).limit(limit))
 
     def _mine(self) -> ColumnElement[bool]:
         """The rows this process sends: its account's and those any account may send."""

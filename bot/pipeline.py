@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time as monotonic
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.arrival import storable
 from bot.channels.base import IncomingMessage
 from bot.context import MessageContext, Services, StaffInfo
 from bot.intake_buffer import DB_TROUBLE, IntakeBuffer, db_reason
@@ -62,15 +63,6 @@ HELP_HINT = (
     "您好，我是{bot}。有事直接说就行，比如“3号楼楼道灯坏了”“谢谢王师傅帮忙修水管”"
     "“明天上午九点提醒我去体检”。"
 )
-
-
-def _without_nul(message: IncomingMessage) -> IncomingMessage:
-    """NUL characters mean nothing in a chat, and PostgreSQL cannot store them in text."""
-    fields = ("text", "talker_name", "room_topic")
-    if not any("\x00" in getattr(message, name) for name in fields):
-        return message
-    return replace(message, **{name: getattr(message, name).replace("\x00", "\ufffd")
-                               for name in fields})
 
 
 class Pipeline(SickDatabase):
@@ -112,7 +104,7 @@ class Pipeline(SickDatabase):
         ``before_each`` runs just before a message is handled (replay sets its clock).
         """
         loop = asyncio.get_running_loop()
-        mine = [_Waiting(_without_nul(m), loop.create_future(), before_each)
+        mine = [_Waiting(storable(m), loop.create_future(), before_each)
                 for m in messages]
         self._waiting.extend(mine)
         async with self._lock:
@@ -164,9 +156,13 @@ class Pipeline(SickDatabase):
         except DB_TROUBLE as exc:
             await self._hold(batch, exc)
             return
+        except Exception:  # noqa: BLE001 - one message the database refused: find it
+            journal_ids = await self._journal_one_by_one(batch)
 
         todo: list[tuple[int, _Waiting]] = []
         for waiting, journal_id in zip(batch, journal_ids, strict=True):
+            if waiting.future.done():  # held, or refused by the database, above
+                continue
             if journal_id is None:
                 log.debug("duplicate message ignored message_id=%s",
                           waiting.message.message_id)
@@ -206,6 +202,28 @@ class Pipeline(SickDatabase):
         ids: list[int | None] = []
         for message in messages:
             ids.append(new.pop(message.message_id, None))  # a repeat in the batch: None
+        return ids
+
+    async def _journal_one_by_one(self, batch: list[_Waiting]) -> list[int | None]:
+        """Journal a batch the database refused as a whole, one message at a time.
+
+        The message that cannot be stored ends as ``error`` (logged with its id); the
+        others are journalled as usual. ``None`` marks both a repeat and that one.
+        """
+        ids: list[int | None] = []
+        for index, waiting in enumerate(batch):
+            try:
+                ids.append(await self._journal(waiting.message))
+            except DB_TROUBLE as exc:  # the database itself went away: hold the rest
+                await self._hold(batch[index:], exc)
+                return ids + [None] * (len(batch) - index)
+            except Exception as exc:  # noqa: BLE001
+                log.error("message could not be journalled message_id=%s error=%s",
+                          waiting.message.message_id, type(exc).__name__)
+                log.debug("journal failure", exc_info=True)
+                self._count("error")
+                waiting.future.set_result("error")
+                ids.append(None)
         return ids
 
     async def _process_batch(self, todo: list[tuple[int, _Waiting]]) -> list[str]:

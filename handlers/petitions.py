@@ -123,9 +123,9 @@ def route(config: Config, category: str | None, grid: GridConfig | None) -> Rout
     party = settings.party if settings else "网格员"
     assignee = ""
     if settings is not None:
-        assignee = (
+        assignee = _known(config, (
             settings.per_grid.get(grid.id, "") if grid else ""
-        ) or settings.assignee
+        ) or settings.assignee)
     if not assignee and party != "网格员":
         assignee = _first_staff(config, party, grid)
     if not assignee:
@@ -139,14 +139,23 @@ def party_assignee(
     """The person of ``party`` who takes a petition of ``category`` in ``grid``."""
     settings = config.category(category)
     if settings is not None and settings.party == party:
-        chosen = (
+        chosen = _known(config, (
             settings.per_grid.get(grid.id, "") if grid else ""
-        ) or settings.assignee
+        ) or settings.assignee)
         if chosen:
             return chosen
     if party == "网格员":
         return grid.manager if grid else ""
     return _first_staff(config, party, grid)
+
+
+def _known(config: Config, member_id: str) -> str:
+    """The id when it is one of the config's staff, else "" (so the role decides).
+
+    The built-in categories name the demo community's 物业 and 居委会; a community
+    that lists its own staff but keeps those categories gets its own people.
+    """
+    return member_id if any(s.id == member_id for s in config.staff) else ""
 
 
 def _first_staff(config: Config, role: str, grid: GridConfig | None) -> str:

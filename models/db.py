@@ -62,7 +62,8 @@ def create_engine(url: str, *, busy_timeout_ms: int = 10_000) -> AsyncEngine:
     if make_url(url).get_driver_name() == "asyncpg":
         connect_args["server_settings"] = {"lock_timeout": str(int(busy_timeout_ms))}
     engine = create_async_engine(
-        url, pool_pre_ping=not is_sqlite(url), connect_args=connect_args
+        url, pool_pre_ping=not is_sqlite(url), connect_args=connect_args,
+        hide_parameters=True,  # a failed statement's message names no resident's words
     )
     if is_sqlite(url):
         _tune_sqlite(engine, busy_timeout_ms)

@@ -113,6 +113,7 @@ async def app(config: Config, clock: ManualClock, channel: RecordingChannel) -> 
 
 
 async def drain(app: App) -> None:
-    """Send whatever the outbox holds, now."""
+    """Send whatever the outbox holds, now: pass after pass, as the worker does."""
     assert app.services is not None
-    await app.services.outbox.send_due()
+    while await app.services.outbox.send_due():
+        pass

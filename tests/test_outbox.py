@@ -156,3 +156,55 @@ async def test_unsent_messages_survive_a_restart(config, clock, tmp_path):
         assert statuses == ["sent"]
     finally:
         await bot.stop()
+
+
+async def test_an_urgent_alert_and_a_quiet_group_do_not_wait_behind_a_busy_group(
+        tmp_path, clock):
+    """300 replies queued in one group, then a gas alert for the staff group and one
+    reply in another group: both go out among the first sends, not after the 300."""
+    config = OutboxConfig(room_interval_seconds=0.01, global_interval_seconds=0.0)
+    db, outbox = await _outbox(tmp_path, clock, config)
+    channel = RecordingChannel()
+    try:
+        async with db.session() as session:
+            for i in range(300):
+                outbox.add(session, "grid-01", f"已登记诉求 #{i + 1}", source="petition")
+            outbox.add(session, "grid-02", "已登记诉求 #301", source="petition")
+            outbox.add(session, "staff-room", "【紧急】5号楼煤气味", source="urgent")
+        outbox._channel = channel  # noqa: SLF001 - drive the passes by hand
+        await outbox.send_due()
+        first = [m.text for m in channel.sent[:3]]
+        while await outbox.send_due():
+            pass
+    finally:
+        await db.close()
+
+    assert first[0] == "【紧急】5号楼煤气味"
+    assert "已登记诉求 #301" in first
+    busy = channel.texts("grid-01")
+    assert busy == [f"已登记诉求 #{i + 1}" for i in range(300)]  # its own order kept
+    assert len(channel.sent) == 302
+
+
+async def test_a_pass_ends_after_its_time_so_new_alerts_are_picked_up(tmp_path, clock):
+    from bot import outbox as outbox_module
+
+    config = OutboxConfig(room_interval_seconds=0.05, global_interval_seconds=0.0)
+    db, outbox = await _outbox(tmp_path, clock, config)
+    channel = RecordingChannel()
+    try:
+        async with db.session() as session:
+            for i in range(40):
+                outbox.add(session, "grid-01", f"回复{i}")
+        outbox._channel = channel  # noqa: SLF001
+        original = outbox_module.PASS_SECONDS
+        outbox_module.PASS_SECONDS = 0.2
+        try:
+            assert await outbox.send_due()
+        finally:
+            outbox_module.PASS_SECONDS = original
+        sent_in_first_pass = len(channel.sent)
+        assert 1 <= sent_in_first_pass < 40  # the pass stopped; the rest still pending
+        assert await outbox.pending_count() == 40 - sent_in_first_pass
+    finally:
+        await db.close()

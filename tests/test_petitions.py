@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.config import CategoryConfig, demo_config
+from bot.config import CategoryConfig, StaffConfig, demo_config
 from handlers.petitions import (
     OPEN_STATES,
     TRANSITIONS,
@@ -54,6 +54,8 @@ def test_per_grid_assignee_wins_even_for_grid_manager_categories():
             CategoryConfig("安全", "网格员", "", {"grid-01": "wxid_safety"}),
             CategoryConfig("其他", "网格员"),
         ),
+        staff=(*CONFIG.staff, StaffConfig("wxid_wy_liu", "刘师傅", "物业"),
+               StaffConfig("wxid_safety", "安全员", "网格员")),
     )
     assert route(config, "维修", config.grid("grid-02")).assignee_id == "wxid_wy_liu"
     assert route(config, "维修", config.grid("grid-01")).assignee_id == "wxid_wy_wang"
@@ -581,3 +583,18 @@ async def test_private_report_uses_the_members_grid(app, channel, clock):
     await say(app, clock, "2号楼暖气不热", sender=NEIGHBOUR, room=None)
     p = await petition(app, 1)
     assert (p.grid_id, p.room_id) == ("grid-02", None)
+
+
+def test_built_in_categories_go_to_the_communitys_own_staff(config) -> None:
+    """A config that lists its own staff but keeps the built-in categories: the demo
+    ids those categories name are nobody here, so the role decides who takes it."""
+    from handlers.petitions import party_assignee
+
+    own = replace(config, staff=(StaffConfig("wxid_my_wuye", "刘经理", "物业"),
+                                 StaffConfig("wxid_my_jwh", "孙主任", "居委会"),
+                                 StaffConfig("wxid_gm_zhao", "赵网格员", "网格员",
+                                             grids=("grid-01",))))
+    grid = own.grid("grid-01")
+    assert route(own, "维修", grid).assignee_id == "wxid_my_wuye"
+    assert party_assignee(own, "物业", "维修", grid) == "wxid_my_wuye"
+    assert route(config, "维修", config.grid("grid-01")).assignee_id == "wxid_wy_wang"  # demo

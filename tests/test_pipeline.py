@@ -236,3 +236,42 @@ async def test_nul_characters_are_stored_as_replacement_marks(app, channel, cloc
         stored = await session.scalar(select(InboundMessage.text))
         petition = await session.scalar(select(Petition))
     assert stored == "3号楼\ufffd楼道灯坏了" and petition is not None
+
+
+async def test_a_broken_character_in_one_message_loses_none_of_a_burst(app, clock):
+    """Half an emoji (a lone surrogate), a NUL in an id, an overlong room id: each of
+    30 messages arriving together is journalled and handled, on either database."""
+    texts = [f"{i}号楼楼道灯坏了好几天了" for i in range(1, 31)]
+    texts[7] = "8号楼楼道灯坏了\ud83d好几天了"
+    messages = [make_message(t, at=clock.now(), sender=f"wxid_resident_{i:03}",
+                             message_id=f"burst-{i}") for i, t in enumerate(texts)]
+    messages[11] = make_message(texts[11], at=clock.now(), sender="wxid_\x00odd",
+                                message_id="burst-11")
+    messages[12] = make_message(texts[12], at=clock.now(), room="r" * 300,
+                                message_id="burst-12" + "x" * 200)
+    outcomes = await app.pipeline.deliver_many(messages)
+    assert "error" not in outcomes and "duplicate" not in outcomes, outcomes
+    async with app.services.db.session() as session:
+        stored = list(await session.scalars(select(InboundMessage)))
+    assert len(stored) == 30
+    assert any("\ufffd" in (row.text or "") for row in stored)
+    assert all(len(row.message_id) <= 128 and len(row.room_id or "") <= 128 for row in stored)
+
+
+async def test_a_message_the_database_refuses_fails_alone(app, clock, monkeypatch):
+    pipeline = app.pipeline
+    original = pipeline._journal_values
+
+    def refuse_one(message):  # type: ignore[no-untyped-def]
+        if message.message_id == "bad-3":
+            raise ValueError("cannot store this one")
+        return original(message)
+
+    monkeypatch.setattr(pipeline, "_journal_values", refuse_one)
+    messages = [make_message(f"{i}号楼电梯坏了", at=clock.now(), message_id=f"bad-{i}",
+                             sender=f"wxid_resident_{i:03}") for i in range(6)]
+    outcomes = await pipeline.deliver_many(messages)
+    assert outcomes[3] == "error"
+    assert all(o.startswith("petition") for i, o in enumerate(outcomes) if i != 3), outcomes
+    async with app.services.db.session() as session:
+        assert len(list(await session.scalars(select(InboundMessage)))) == 5

@@ -17,7 +17,7 @@ from tests.conftest import drain
 from tests.fakes import make_message
 
 TOKEN = "puppet_token_5f1c2b9a-SECRET"
-SECRET = "session-secret-88c1d0e7f6"
+SECRET = "session-secret-88c1d0e7f6-4b2a9e31d5"
 
 
 @pytest.fixture

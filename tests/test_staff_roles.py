@@ -27,6 +27,7 @@ async def test_dashboard_role_survives_and_removed_config_staff_lose_rights(conf
             kept = await session.get(StaffRole, "wxid_gm_zhao")
         assert lead.active and lead.role == "网格员"
         assert removed.active is False
-        assert kept.active and kept.origin == "config"
+        assert removed.sessions_from > 0  # its dashboard sessions end with the role
+        assert kept.active and kept.origin == "config" and kept.sessions_from == 0
     finally:
         await db.close()
