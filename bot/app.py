@@ -22,7 +22,7 @@ from bot.context import Services
 from bot.leader import LeaderLock, startup_lock
 from bot.outbox import Outbox
 from bot.pipeline import Pipeline
-from models.db import Database, upgrade
+from models.db import Database, sqlite_path, upgrade
 from schedules.runner import Scheduler
 
 log = logging.getLogger(__name__)
@@ -182,8 +182,10 @@ class App:
 
     def health(self) -> dict[str, Any]:
         channel = self.channel.health() if self.channel else None
+        database = self._database_health()
         return {
-            "ok": bool(channel and channel.connected),
+            "ok": bool(channel and channel.connected) and database["ok"],
+            "database": database,
             "channel": self.channel.name if self.channel else None,
             "connected": bool(channel and channel.connected),
             "since": channel.since.isoformat() if channel and channel.since else None,
@@ -192,6 +194,18 @@ class App:
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "detail": channel.detail if channel else {},
         }
+
+    def _database_health(self) -> dict[str, Any]:
+        """What intake last saw of the database, and whether a SQLite file still exists."""
+        intake = self.pipeline.intake if self.pipeline is not None else None
+        held = len(intake.messages) if intake is not None else 0
+        problem = ""
+        if intake is not None and intake.in_trouble:
+            problem = "cannot store messages; holding them"
+        path = sqlite_path(self.config.db_url)
+        if path is not None and not path.exists():
+            problem = f"database file missing: {path}"
+        return {"ok": not problem, "problem": problem, "held_messages": held}
 
     async def stop(self) -> None:
         log.info("weizhili stopping")

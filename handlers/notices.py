@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import GridConfig
 from bot.context import MessageContext, Services
-from handlers.commands import STAFF, CommandError, CommandRouter
+from handlers.commands import STAFF, CommandError, CommandRouter, record_number
 from handlers.timeparse import describe_when, parse_time
 from models.tables import Member, Reminder, RollcallAnswer, StaffRole
 
@@ -95,9 +95,10 @@ async def notice(ctx: MessageContext, args: list[str]) -> None:
 @router.command("同意提醒", "approve", roles=STAFF, usage="/同意提醒 7")
 async def approve(ctx: MessageContext, args: list[str]) -> None:
     """同意居民申请的群提醒"""
-    if not args or not args[0].lstrip("#").isdigit():
+    number = record_number(args[0]) if args else None
+    if number is None:
         raise CommandError("请写上提醒编号，例如：/同意提醒 7")
-    reminder = await ctx.session.get(Reminder, int(args[0].lstrip("#")))
+    reminder = await ctx.session.get(Reminder, number)
     if reminder is None or reminder.status != "approval":
         raise CommandError("没有找到等待确认的这条提醒。")
     reminder.status = "pending"

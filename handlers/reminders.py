@@ -13,7 +13,7 @@ import re
 from sqlalchemy import select
 
 from bot.context import MessageContext
-from handlers.commands import CommandError, CommandRouter
+from handlers.commands import CommandError, CommandRouter, record_number
 from handlers.timeparse import Recurrence, describe_when, parse_time
 from models.tables import Reminder
 
@@ -96,9 +96,10 @@ async def handle_request(ctx: MessageContext) -> None:
 @router.command("取消提醒", "cancel", bare=True, usage="取消提醒 7")
 async def cancel(ctx: MessageContext, args: list[str]) -> None:
     """取消一条提醒"""
-    if not args or not args[0].lstrip("#").isdigit():
+    number = record_number(args[0]) if args else None
+    if number is None:
         raise CommandError("请写上提醒编号，例如：取消提醒 7")
-    reminder = await ctx.session.get(Reminder, int(args[0].lstrip("#")))
+    reminder = await ctx.session.get(Reminder, number)
     if reminder is None or reminder.status not in ("pending", "approval"):
         raise CommandError("没有找到这条待发送的提醒。")
     if reminder.creator_id != ctx.sender_id and ctx.staff is None:

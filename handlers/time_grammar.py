@@ -47,7 +47,7 @@ _CN_NUMBER = re.compile(
 
 def cn_number(text: str) -> int:
     """Arabic or Chinese numeral (up to 9999) → int; raises ValueError."""
-    if text.isdigit():
+    if text.isdecimal():
         return int(text)
     if not _CN_NUMBER.fullmatch(text):
         raise ValueError(f"not a number: {text!r}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -43,8 +44,10 @@ async def tick(services: Services) -> None:
     try:
         async with lock, services.db.session() as session:  # one tick at a time
             if not await _tick_is_ours(session):
-                log.info("tick skipped: another process is running one")
+                _skipped(services)
                 return
+            services.extras.pop("tick_skipped_since", None)
+            services.extras.pop("tick_skip_warned", None)
             for job in jobs:
                 try:
                     async with session.begin_nested():
@@ -60,6 +63,21 @@ async def tick(services: Services) -> None:
         log.exception("tick could not commit jobs=%d", len(jobs))
         return
     services.outbox.wake()  # what the jobs queued is committed now
+
+
+SKIP_WARN_SECONDS = 60.0  # ticks skipped this long: something holds the lock too long
+
+
+def _skipped(services: Services, now: float | None = None) -> None:
+    """A tick skipped because another holds the tick lock: quiet, unless it lasts."""
+    now = time.monotonic() if now is None else now
+    since = services.extras.setdefault("tick_skipped_since", now)
+    if now - since >= SKIP_WARN_SECONDS and not services.extras.get("tick_skip_warned"):
+        services.extras["tick_skip_warned"] = True
+        log.warning("ticks skipped for %.0f s: another connection holds the tick lock; "
+                    "reminders and deadlines wait", now - since)
+    else:
+        log.debug("tick skipped: another process is running one")
 
 
 async def _tick_is_ours(session: AsyncSession) -> bool:

@@ -151,3 +151,20 @@ async def test_two_overlapping_ticks_post_a_due_reminder_once(config, clock):
     finally:
         await new.stop()
         await old.stop()
+
+
+def test_skipped_ticks_are_quiet_then_warn_once_when_they_last(caplog):
+    import logging
+    from types import SimpleNamespace
+
+    from schedules import runner
+
+    services = SimpleNamespace(extras={})
+    with caplog.at_level(logging.DEBUG, logger="schedules.runner"):
+        runner._skipped(services, now=100.0)
+        runner._skipped(services, now=130.0)
+        assert not [r for r in caplog.records if r.levelno >= logging.INFO]
+        runner._skipped(services, now=100.0 + runner.SKIP_WARN_SECONDS)
+        runner._skipped(services, now=200.0)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "tick lock" in warnings[0].getMessage()

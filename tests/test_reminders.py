@@ -161,6 +161,22 @@ async def test_list_and_cancel_follow_the_owner(app, channel, clock):
     assert texts[-1] == f"好的，提醒 {number} 已取消。"
 
 
+async def test_odd_reminder_numbers_get_a_clear_answer(app, channel, clock):
+    huge = "99999999999999999999999"  # once an OverflowError and no reply at all
+    answered = ("command:取消提醒", "command:refused")  # answered, not an error
+    assert await app.pipeline.deliver(make_message(f"取消提醒 {huge}", at=clock.now())) \
+        in answered
+    staff = make_message(f"/同意提醒 {huge}", sender=GM_1, at=clock.now())
+    assert await app.pipeline.deliver(staff) in ("command:同意提醒", "command:refused")
+    for odd in ("²", "１２"):  # NFKC makes both plain digits: no such reminder
+        assert await app.pipeline.deliver(make_message(f"取消提醒 {odd}", at=clock.now())) \
+            in answered
+    await drain(app)
+    texts = channel.texts()
+    assert texts[:2] == ["请写上提醒编号，例如：取消提醒 7", "请写上提醒编号，例如：/同意提醒 7"]
+    assert texts[2:] == ["没有找到这条待发送的提醒。"] * 2
+
+
 async def test_notice_to_all_groups_with_rollcall(app, channel, clock):
     for i, grid in enumerate(["grid-01", "grid-01", "grid-02"], 1):
         await app.pipeline.deliver(make_message("大家好", room=grid, sender=f"wxid_n{i}",

@@ -116,9 +116,12 @@ async def test_messages_are_held_then_handled_and_staff_told_once(
         LONG[:20] in r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG
     ), "residents' words only at DEBUG"
     assert not await app.pipeline.drain_intake()  # still sick: nothing moves
+    health = app.health()["database"]  # what /health tells the operator
+    assert not health["ok"] and health["held_messages"] == 3 and health["problem"]
 
     sick.heal()
     assert await app.pipeline.drain_intake()
+    assert app.health()["database"] == {"ok": True, "problem": "", "held_messages": 0}
 
     assert await count(app, InboundMessage) == 3
     assert await count(app, Petition) == 3
@@ -208,3 +211,15 @@ async def test_stopping_while_sick_names_every_held_message(app, clock, sick, ca
     assert lost and "sick-0,sick-1" in lost[0]
     assert errors(caplog, "staff notice never stored")
     sick.heal()  # the fixture's app.stop() must still close cleanly
+
+
+async def test_health_names_a_vanished_database_file(app):
+    from models.db import sqlite_path
+
+    path = sqlite_path(app.config.db_url)
+    if path is None:
+        pytest.skip("a SQLite file only")
+    assert app.health()["database"]["ok"]
+    path.rename(path.with_name("moved-away.db"))  # an operator's mistake while it runs
+    report = app.health()
+    assert not report["ok"] and "database file missing" in report["database"]["problem"]

@@ -96,7 +96,7 @@ def text_arg(data: Mapping[str, Any], key: str, *, limit: int, required: bool = 
 def int_arg(raw: str | None, *, name: str, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 9:
+    if not raw.isdecimal() or len(raw) > 9:
         raise InputError(f"“{name}”应当是数字。")
     value = int(raw)
     if not low <= value <= high:

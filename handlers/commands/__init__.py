@@ -156,11 +156,20 @@ def _bare_args(rest: str) -> bool:
     return bool(re.match(r"^\s*#?\d+(\s|$)", rest))
 
 
+def record_number(arg: str) -> int | None:
+    """A record number as written (``12``, ``#12``, full-width ``１２``), or None.
+
+    At most nine digits: a longer one names no record and would not fit the column.
+    """
+    raw = arg.lstrip("#")
+    return int(raw) if raw.isdecimal() and len(raw) <= 9 else None
+
+
 def petition_number(args: list[str], usage: str) -> int:
     """The petition number in the first argument (``12`` or ``#12``)."""
     if not args:
         raise CommandError(f"请写上诉求编号，例如：{usage}")
-    raw = args[0].lstrip("#")
-    if not raw.isdigit() or len(raw) > 9:
+    number = record_number(args[0])
+    if number is None:
         raise CommandError(f"“{args[0][:10]}”不是诉求编号，例如：{usage}")
-    return int(raw)
+    return number

@@ -17,7 +17,7 @@ async def resend(ctx: MessageContext, args: list[str]) -> None:
     numbers = []
     for arg in args[:50]:
         raw = arg.lstrip("#")
-        if not raw.isdigit() or len(raw) > 9:
+        if not raw.isdecimal() or len(raw) > 9:
             raise CommandError(f"“{arg[:10]}”不是消息编号，例如：{USAGE}")
         numbers.append(int(raw))
     if not numbers:

@@ -32,7 +32,7 @@ def _number(args: list[str], usage: str, what: str) -> int:
     if not args:
         raise CommandError(f"请写上{what}编号，例如：{usage}")
     raw = args[0].lstrip("#")
-    if not raw.isdigit() or len(raw) > 9:
+    if not raw.isdecimal() or len(raw) > 9:
         raise CommandError(f"“{args[0][:10]}”不是{what}编号，例如：{usage}")
     return int(raw)
 
@@ -210,7 +210,7 @@ async def award_points(ctx: MessageContext, args: list[str]) -> None:
     """给居民加分，写明原因"""
     usage = "/加分 @某人 5 原因"
     member_id, name, rest = await _person(ctx, args, usage)
-    if not rest or not rest[0].lstrip("+").isdigit():
+    if not rest or not rest[0].lstrip("+").isdecimal():
         raise CommandError(f"请写上分数，例如：{usage}")
     points = int(rest[0].lstrip("+"))
     if not 1 <= points <= MAX_AWARD:
