@@ -11,6 +11,7 @@ import logging
 import time
 from contextlib import AsyncExitStack
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -66,7 +67,8 @@ async def seed_from_config(db: Database, config: Config) -> None:
 def build_router(config: Config):  # type: ignore[no-untyped-def]
     from handlers.router import Router
 
-    return Router(cache_dir=config.data_dir / "cache",
+    lexicon = config.community.lexicon_dir
+    return Router(Path(lexicon) if lexicon else None, cache_dir=config.data_dir / "cache",
                   categories=[c.name for c in config.categories])
 
 

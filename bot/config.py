@@ -68,6 +68,7 @@ class CommunityConfig:
     staff_room: str = "staff-room"
     staff_room_topic: str = "幸福社区工作群"
     community_room: str = ""  # where the community-wide honor roll goes
+    lexicon_dir: str = ""  # the community's own words (docs/lexicon.md); "" none
 
     @property
     def tz(self) -> ZoneInfo:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bot.config import CategoryConfig, CommunityConfig, GridConfig, StaffConfig
@@ -106,6 +107,23 @@ class _Placeholders(dict[str, str]):
 
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
+
+
+def check_lexicon(folder: str, problems: list[str]) -> None:
+    """A community lexicon folder must exist and read cleanly (the router would refuse it)."""
+    if not folder:
+        return
+    from handlers.rules import BUILTIN_LEXICON, LexiconError, load_lexicon
+
+    path = Path(folder)
+    if not path.is_dir():
+        problems.append(f"community.lexicon_dir: {folder!r} is not a folder "
+                        "(it holds the community's rules.toml and userdict.txt)")
+        return
+    try:
+        load_lexicon([BUILTIN_LEXICON, path])
+    except LexiconError as exc:
+        problems.append(f"community.lexicon_dir: {exc}")
 
 
 def check_welcome(text: str, problems: list[str]) -> None:

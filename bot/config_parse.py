@@ -38,6 +38,7 @@ from bot.config import (
     WelcomeConfig,
 )
 from bot.config_checks import (
+    check_lexicon,
     check_people_and_rooms,
     check_secret,
     check_welcome,
@@ -140,8 +141,10 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
         staff_room=c.get("staff_room", str, CommunityConfig.staff_room),
         staff_room_topic=c.get("staff_room_topic", str, CommunityConfig.staff_room_topic),
         community_room=c.get("community_room", str, ""),
+        lexicon_dir=c.get("lexicon_dir", str, ""),
     )
     c.finish()
+    check_lexicon(community.lexicon_dir, problems)
     try:
         ZoneInfo(community.timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -74,6 +74,10 @@ EMOJI_MEANING = {
 }
 _EMOJI_CODE = re.compile(r"\[([A-Za-z0-9\u4e00-\u9fff]{1,6})\]")
 _SPACES = re.compile(r"[ \t\u3000\u00a0]+")
+# Accents stacked on Chinese characters (煤̀气) mean nothing and would hide the word.
+_MARKS_ON_HAN = re.compile(
+    "(?<=[\u3400-\u9fff\uf900-\ufaff])"
+    "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 MAX_NORMALISED_CHARS = 2000
 
 
@@ -136,7 +140,7 @@ def normalize(
 def _clean(text: str) -> NormalizedText:
     text = unicodedata.normalize("NFKC", text)
     text = "".join(ch for ch in text if ch in "\n" or unicodedata.category(ch)[0] != "C")
-    text = to_simplified(text)
+    text = to_simplified(_MARKS_ON_HAN.sub("", text))
 
     emoji: list[str] = []
 

@@ -37,6 +37,7 @@ from handlers.router import Router
 
 def _router(config: Config, lexicon: str | None) -> Router:
     categories = [c.name for c in (config.categories or DEFAULT_CATEGORIES)]
+    lexicon = lexicon or config.community.lexicon_dir  # --lexicon, else the config's
     return Router(
         Path(lexicon) if lexicon else None,
         cache_dir=config.data_dir / "cache",
@@ -172,7 +173,10 @@ def main_classify(argv: list[str]) -> int:
 
     config = _config()
     tz = config.tz
-    now = datetime.fromisoformat(args.now) if args.now else datetime.now(tz)
+    try:
+        now = datetime.fromisoformat(args.now) if args.now else datetime.now(tz)
+    except ValueError:
+        parser.error(f"--now {args.now!r}: give a time like 2026-12-01T09:00:00+08:00")
     if now.tzinfo is None:
         now = now.replace(tzinfo=tz)
     router = _router(config, args.lexicon)

@@ -8,6 +8,7 @@ The merged tables are turned into one entry per word for the matcher.
 from __future__ import annotations
 
 import logging
+import math
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 BUILTIN_LEXICON = Path(__file__).resolve().parent / "lexicon"
+MAX_WEIGHT = 100  # far above any rule's use; a typo like 1e308 is refused
 
 # Lists in [lists] whose words become flags on lexicon entries.
 FLAG_LISTS = (
@@ -67,9 +69,15 @@ def _weights(table: Any, where: str) -> dict[str, float]:
         raise LexiconError(f"{where}: expected a table of 词 = 权重")
     out: dict[str, float] = {}
     for word, weight in table.items():
+        if not str(word).strip():
+            raise LexiconError(f"{where}: an empty word {word!r} would match any text")
         if isinstance(weight, bool) or not isinstance(weight, int | float):
             raise LexiconError(
                 f"{where}.{word}: weight must be a number, not {weight!r}"
+            )
+        if not math.isfinite(weight) or abs(weight) > MAX_WEIGHT:
+            raise LexiconError(
+                f"{where}.{word}: weight must be between -{MAX_WEIGHT} and {MAX_WEIGHT}"
             )
         out[str(word).strip()] = float(weight)
     return out
@@ -97,6 +105,8 @@ def _merge_rules(lex: Lexicon, path: Path) -> None:
             words = [words]
         if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
             raise LexiconError(f"{path}: lists.{name}: expected a list of words")
+        if not all(w.strip() for w in words):
+            raise LexiconError(f"{path}: lists.{name}: an empty word would match any text")
         known = lex.lists.setdefault(name, [])
         known.extend(w for w in words if w not in known)
 

@@ -63,7 +63,11 @@ def shared_router(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
 
 @pytest.fixture(autouse=True)
 def _reuse_router(monkeypatch: pytest.MonkeyPatch, shared_router) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("bot.app.build_router", lambda config: shared_router)
+    import bot.app
+
+    real = bot.app.build_router  # a community lexicon needs a router of its own
+    monkeypatch.setattr("bot.app.build_router", lambda config: (
+        real(config) if config.community.lexicon_dir else shared_router))
 
 
 @pytest.fixture(scope="session")

@@ -90,3 +90,29 @@ def test_grids_may_name_the_bot_account_in_their_group(tmp_path):
     assert caught.value.problems == [
         f"{path}: community.bot_id: 'wxid_bot_c' is the account of no grid (grids name "
         "wxid_bot_a); this process would serve no group"]
+
+
+def test_the_communitys_own_words_reach_the_running_router(tmp_path):
+    from bot.app import build_router
+    from bot.normalize import normalize
+
+    words = tmp_path / "my-community"
+    words.mkdir()
+    (words / "rules.toml").write_text('[petition]\n"冒黑水" = 4\n\n[category."环境"]\n'
+                                      '"冒黑水" = 4\n', encoding="utf-8")
+    path = tmp_path / "c.toml"
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n[community]\n'
+                    f'lexicon_dir = "{words}"\n', encoding="utf-8")
+    config = load_config(path)
+    router = build_router(config)
+    result = router.classify(normalize("井里冒黑水好几天了"))
+    assert result.intent.value == "petition" and result.category == "环境", router.explain(
+        normalize("井里冒黑水好几天了"))
+
+    (words / "rules.toml").write_text('[petition]\n"冒黑水" = "很多"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"community\.lexicon_dir"):
+        load_config(path)
+    path.write_text(f'[community]\nlexicon_dir = "{tmp_path / "nowhere"}"\n',
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="is not a folder"):
+        load_config(path)

@@ -59,3 +59,8 @@ def test_other_peoples_mentions_stay_visible_to_the_router():
     norm = normalize("@社区小助手\u2005表扬@李姐\u2005天天扫雪", ["社区小助手"], keep_names=["李姐"])
     assert norm.text == "表扬 天天扫雪"  # what commands read
     assert norm.for_routing().text == "表扬 李姐 天天扫雪"  # what the router reads
+
+
+def test_accents_stacked_on_chinese_characters_are_dropped() -> None:
+    assert normalize("楼道有煤\u0300\u0301气味").text == "楼道有煤气味"
+    assert normalize("café").text == "café"  # a Latin accent stays

@@ -509,3 +509,20 @@ def test_classify_command_prints_json(
     assert "楼道灯" in lines[0]["keywords"]
     assert lines[2]["acts"] and lines[2]["text"].startswith("明天")
     assert "time" in lines[2]
+
+
+def test_classify_names_a_bad_now(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        evaluation_cli.main_classify(["--now", "bogus"])
+    assert info.value.code == 2 and "--now 'bogus'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rules", [
+    '[petition]\n"" = 4\n', '[petition]\n" " = 4\n', '[petition]\n"漏水" = nan\n',
+    '[praise]\n"好人" = 1e308\n', '[lists]\nurgent = ["", "冒烟"]\n',
+])
+def test_words_and_weights_that_would_break_routing_are_refused(
+        tmp_path: Path, rules: str) -> None:
+    (tmp_path / "rules.toml").write_text(rules, encoding="utf-8")
+    with pytest.raises(LexiconError):
+        Router(tmp_path, cache_dir=tmp_path / "cache")
