@@ -85,6 +85,9 @@ async def notice(ctx: MessageContext, args: list[str]) -> None:
     await ctx.session.flush()
     names = "、".join(g.name for g in targets)
     when = describe_when(due, ctx.config.tz) if scheduled else "马上"
+    if ctx.config.in_quiet_hours(due):  # group posts wait for the morning (fire_due_reminders)
+        morning = describe_when(ctx.config.quiet_end_after(due), ctx.config.tz)
+        when = f"夜间免打扰，{morning} "
     extra = "，并统计“收到”" if rollcall else ""
     ctx.reply(f"通知 #{reminder.id} 已安排：{when}发到 {names}{extra}。"
               f"取消请发“取消提醒 {reminder.id}”。")

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config, GridConfig
 from bot.context import StaffInfo
+from bot.privacy import mask_personal
 from handlers.petition_deadlines import (  # noqa: F401 - part of this module's API
     add_office_minutes,
     deadlines,
@@ -230,8 +231,12 @@ def summary_line(petition: Petition, config: Config, *, details: bool = True) ->
 
 
 def short(text: str, limit: int = 30) -> str:
-    """The text on one line, cut at ``limit`` characters."""
-    text = " ".join(text.split())
+    """The text on one line, masked, then cut at ``limit`` characters.
+
+    Masked before the cut: a number cut in half no longer looks like a phone or ID
+    number to the mask, and most of it would reach the group.
+    """
+    text = mask_personal(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -64,3 +64,16 @@ def test_other_peoples_mentions_stay_visible_to_the_router():
 def test_accents_stacked_on_chinese_characters_are_dropped() -> None:
     assert normalize("楼道有煤\u0300\u0301气味").text == "楼道有煤气味"
     assert normalize("café").text == "café"  # a Latin accent stays
+
+
+def test_phone_numbers_written_with_spaces_dashes_or_full_width_are_masked() -> None:
+    for written in ("138 1234 5678", "138-1234-5678", "１３８１２３４５６７８"):
+        masked = mask_personal(f"联系我{written}")
+        assert masked == "联系我138****5678", written
+
+
+def test_a_petition_line_masks_before_it_cuts() -> None:
+    from handlers.petitions import short
+
+    line = short("13号楼垃圾没人清，我身份证21010219480315123x，电话13612345678")
+    assert "19480315" not in line and "210102********x" in line and "3612345" not in line

@@ -207,6 +207,16 @@ async def test_notice_to_all_groups_with_rollcall(app, channel, clock):
         ("grid-01", ("wxid_n2",)), ("grid-02", ("wxid_n3",))]
 
 
+async def test_a_notice_sent_at_night_says_it_waits_for_the_morning(app, channel, clock):
+    clock.set(local(2026, 12, 5, 5, 35))  # before the quiet hours end
+    await app.pipeline.deliver(make_message("/通知 全部 停电检修，请提前准备", room=None,
+                                            sender="wxid_jwh_li", name="李主任",
+                                            at=clock.now()))
+    await drain(app)
+    reply = channel.texts("wxid_jwh_li")[-1]
+    assert "夜间免打扰" in reply and "马上" not in reply, reply
+
+
 async def test_notice_by_a_resident_is_refused(app, channel, clock):
     await app.pipeline.deliver(make_message("/通知 全部 明天停水", at=clock.now()))
     await drain(app)

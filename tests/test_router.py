@@ -225,6 +225,8 @@ def test_a_report_put_as_a_question_is_still_a_report(router: Router) -> None:
         "电梯里有人被困 4号楼 快",
         "楼下王大爷摔倒了起不来",
         "独居老人好几天没见了，敲门没人应",
+        "2单元电梯坏了，有人困在里面了！快来人！",
+        "电梯卡住了，里面有人出不来",
     ],
 )
 def test_urgent_matters(router: Router, text: str) -> None:
