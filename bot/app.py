@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +34,7 @@ async def seed_from_config(db: Database, config: Config) -> None:
     """Make the grids and staff of the config file known to the database."""
     from sqlalchemy import select
 
+    from bot.web.auth import cut_off_sessions
     from models.tables import Grid, StaffRole
 
     async with db.session() as session:
@@ -61,7 +61,7 @@ async def seed_from_config(db: Database, config: Config) -> None:
                 # sessions with them (given back later, old cookies stay dead);
                 # roles given in the dashboard stay
                 row.active = False
-                row.sessions_from = time.time_ns() // 1_000_000 + 1
+                cut_off_sessions(row)
 
 
 def build_router(config: Config):  # type: ignore[no-untyped-def]

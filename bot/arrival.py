@@ -22,13 +22,14 @@ _TEXTS = ("text", "talker_name", "room_topic")
 _IDS = ("message_id", "talker_id", "room_id")
 
 
-def _clean(value: str) -> str:
+def storable_text(value: str) -> str:
+    """The text with each NUL and lone surrogate replaced by U+FFFD."""
     return _UNSTORABLE.sub("\ufffd", value)
 
 
 def fitted_id(value: str) -> str:
     """An id that fits its column and can be stored; unchanged when it already does."""
-    clean = _clean(value)
+    clean = storable_text(value)
     if len(clean) <= ID_MAX:
         return clean
     digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
@@ -45,7 +46,7 @@ def storable(message: IncomingMessage) -> IncomingMessage:
     for name in _TEXTS:
         value = getattr(message, name)
         if _UNSTORABLE.search(value):
-            changes[name] = _clean(value)
+            changes[name] = storable_text(value)
     for name in _IDS:
         value = getattr(message, name)
         if _needs_fitting(value):
@@ -53,5 +54,5 @@ def storable(message: IncomingMessage) -> IncomingMessage:
     if any(map(_needs_fitting, message.mention_ids)):
         changes["mention_ids"] = tuple(map(fitted_id, message.mention_ids))
     if any(_UNSTORABLE.search(n) for n in message.mention_names):
-        changes["mention_names"] = tuple(map(_clean, message.mention_names))
+        changes["mention_names"] = tuple(map(storable_text, message.mention_names))
     return replace(message, **changes) if changes else message

@@ -223,7 +223,7 @@ async def outbox_rows(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     services = request.app[SERVICES]
     rows = await pages_outbox.held_rows(services, user)
-    return ok({"rows": [pages_outbox.row_json(services, r) for r in rows]})
+    return ok({"rows": [pages_outbox.row_json(r) for r in rows]})
 
 
 @routes.post(r"/api/outbox/{number:\d{1,9}}/resend")

@@ -29,7 +29,6 @@ import hmac
 import json
 import logging
 import os
-import re
 import secrets
 import time
 import unicodedata
@@ -42,6 +41,7 @@ from aiohttp import web
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.arrival import storable_text
 from bot.config import Config
 from bot.context import MessageContext, StaffInfo
 from bot.web.keys import SERVICES
@@ -271,13 +271,18 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def cut_off_sessions(role: StaffRole) -> None:
+    """Refuse every dashboard session of this role's member signed until now."""
+    role.sessions_from = now_ms() + 1
+
+
 async def end_sessions(session: AsyncSession, member_id: str, *, actor: str,
                        why: str, at: datetime) -> None:
     """Refuse every dashboard session of this member signed until now."""
     role = await session.get(StaffRole, member_id)
     if role is None:
         return
-    role.sessions_from = now_ms() + 1
+    cut_off_sessions(role)
     session.add(AuditEntry(at=at, actor_id=actor,
                            action="web:sessions_ended", target=member_id, detail=why))
     log.info("dashboard sessions ended member=%s why=%s", member_id, why)
@@ -348,18 +353,14 @@ def check_csrf(request: web.Request, user: User, form_token: str | None = None) 
 # --- logging in ----------------------------------------------------------------------
 
 
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
 def clean_text(value: str) -> str:
     """Text safe to store: lone surrogates become U+FFFD, NUL characters are dropped.
 
     JSON may carry a lone surrogate (``"\\ud800"``), which cannot be encoded as UTF-8
-    later, and PostgreSQL refuses NUL in text columns.
+    later, and PostgreSQL refuses NUL in text columns. What arrives by chat is made
+    storable the same way (:mod:`bot.arrival`), there keeping NUL as a mark.
     """
-    if value.isascii():
-        return value.replace("\x00", "")
-    return _SURROGATES.sub("\ufffd", value).replace("\x00", "")
+    return storable_text(value.replace("\x00", ""))
 
 
 def normalize_code(code: str) -> str:

@@ -60,7 +60,7 @@ async def held_rows(services: Any, user: User) -> list[OutboundMessage]:
     return [r for r in rows if _visible(services.config, user, r.room_id)]
 
 
-def row_json(services: Any, row: OutboundMessage) -> dict[str, Any]:
+def row_json(row: OutboundMessage) -> dict[str, Any]:
     status = shown_status(row)
     return {"id": row.id, "room_id": row.room_id, "text": row.text,
             "created_at": row.created_at.isoformat() if row.created_at else None,
